@@ -1,0 +1,589 @@
+/**
+ * The Socket.D frame codec (spec §1). No I/O: bytes in, frames out, and the same frames (or the same error)
+ * however the input is chunked, one byte at a time included.
+ *
+ *   [len:int32 BE][flag:int32 BE][sid][00 0A][event][00 0A][meta][00 0A][data]
+ *
+ * Limits are checked at the earliest byte that breaks them: the length prefix at byte 4, the flag at byte 8,
+ * each header field while it streams in, the data size as soon as the meta separator arrives. Nothing larger
+ * than one frame (bounded by maxFrame) plus one input chunk is ever buffered, and a refused frame is skipped
+ * without buffering its remaining bytes.
+ */
+import { Flag, isKnownFlag } from './flags.js';
+import { EMPTY_BUFFER, Frame, type FrameFields } from './frame.js';
+import { FrameError } from './errors.js';
+import { FRAME_PREFIX_BYTES, MIN_MESSAGE_FRAME_BYTES, type FrameLimits } from './limits.js';
+
+/** Receives what the decoder produces. Implemented by the session, so the hot path has no closures. */
+export interface FrameSink {
+  onFrame(frame: Frame): void;
+  /** A fatal error is the last call the sink receives from this decoder. */
+  onFrameError(error: FrameError): void;
+}
+
+/** Frames that may be sent as just `len + flag` (8 bytes): the reference sends Ping and Pong that way. */
+function mayBeBare(flag: number): boolean {
+  return flag === Flag.Ping || flag === Flag.Pong || flag === Flag.Close;
+}
+
+const SCAN_MORE = 0;
+const SCAN_DONE = 1;
+const SCAN_FAILED = -1;
+
+/**
+ * Incremental scanner of a frame's three header fields. One instance per decoder; the contiguous and the
+ * chunked paths both run through {@link HeaderScanner.scan}, which is what makes them agree byte for byte.
+ */
+class HeaderScanner {
+  /** 0 sid, 1 event, 2 meta, 3 done. */
+  field = 0;
+  /** Frame offset where the current field starts. */
+  fieldStart = FRAME_PREFIX_BYTES;
+  /** Frame offset of the next byte to scan. */
+  pos = FRAME_PREFIX_BYTES;
+  prevZero = false;
+  /** Frame offsets of the separators that end sid, event and meta. */
+  readonly ends = [0, 0, 0];
+  error: FrameError | null = null;
+
+  constructor(private readonly limits: FrameLimits) {}
+
+  reset(): void {
+    this.field = 0;
+    this.fieldStart = FRAME_PREFIX_BYTES;
+    this.pos = FRAME_PREFIX_BYTES;
+    this.prevZero = false;
+    this.error = null;
+  }
+
+  private limitOf(field: number): number {
+    return field === 0 ? this.limits.maxSid : field === 1 ? this.limits.maxEvent : this.limits.maxMeta;
+  }
+
+  /**
+   * Scans `buf[start, end)`, which holds frame offsets `[this.pos, this.pos + end - start)`, stopping at
+   * `frameLen`. Returns SCAN_DONE once all three separators are found, SCAN_FAILED with `error` set when a
+   * field outgrows its limit or the frame ends first, SCAN_MORE when it needs more bytes.
+   */
+  scan(buf: Buffer, start: number, end: number, frameLen: number): number {
+    let pos = this.pos;
+    let field = this.field;
+    let fieldStart = this.fieldStart;
+    let prevZero = this.prevZero;
+    let limit = this.limitOf(field);
+    for (let i = start; i < end && pos < frameLen; i++, pos++) {
+      const b = buf[i];
+      if (b === 0x0a && prevZero) {
+        this.ends[field] = pos - 1;
+        field++;
+        fieldStart = pos + 1;
+        prevZero = false;
+        if (field === 3) {
+          this.field = 3;
+          this.pos = pos + 1;
+          return SCAN_DONE;
+        }
+        limit = this.limitOf(field);
+        continue;
+      }
+      prevZero = b === 0;
+      // A zero may open the separator, so it does not count towards the field's length yet.
+      const length = prevZero ? pos - fieldStart : pos - fieldStart + 1;
+      if (length > limit) {
+        this.pos = pos;
+        this.field = field;
+        this.fail(field === 0 ? 'sid_too_long' : field === 1 ? 'event_too_long' : 'meta_too_long', field, limit);
+        return SCAN_FAILED;
+      }
+    }
+    this.pos = pos;
+    this.field = field;
+    this.fieldStart = fieldStart;
+    this.prevZero = prevZero;
+    if (pos >= frameLen) {
+      this.error = new FrameError('frame_malformed', 'frame ends before its sid, event and meta separators', true);
+      return SCAN_FAILED;
+    }
+    return SCAN_MORE;
+  }
+
+  private fail(code: 'sid_too_long' | 'event_too_long' | 'meta_too_long', field: number, limit: number): void {
+    const what = field === 0 ? 'sid' : field === 1 ? 'event' : 'meta';
+    // Without a sid nothing can be answered, so an over-long sid is fatal; the others skip the frame.
+    this.error = new FrameError(code, `${what} longer than ${limit} bytes`, field === 0);
+  }
+}
+
+/** Checks the length prefix; returns an error or null. */
+function checkLength(len: number, limits: FrameLimits): FrameError | null {
+  if (len < FRAME_PREFIX_BYTES || (len > FRAME_PREFIX_BYTES && len < MIN_MESSAGE_FRAME_BYTES)) {
+    return new FrameError('frame_length_invalid', `invalid frame length ${len}`, true);
+  }
+  if (len > limits.maxFrame) {
+    return new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, true);
+  }
+  return null;
+}
+
+function checkFlag(flag: number, len: number): FrameError | null {
+  if (!isKnownFlag(flag)) return new FrameError('flag_unknown', `unknown frame flag ${flag}`, true, flag);
+  if (len === FRAME_PREFIX_BYTES && !mayBeBare(flag)) {
+    return new FrameError('frame_length_invalid', `flag ${flag} needs a message, got an 8-byte frame`, true, flag);
+  }
+  return null;
+}
+
+/** Builds the Frame for a complete, scanned frame held in `buf[0, len)`. */
+function buildFrame(buf: Buffer, flag: number, ends: readonly number[]): Frame {
+  const sidEnd = ends[0];
+  const eventEnd = ends[1];
+  const metaEnd = ends[2];
+  return new Frame(
+    flag,
+    sidEnd === FRAME_PREFIX_BYTES ? '' : buf.toString('utf8', FRAME_PREFIX_BYTES, sidEnd),
+    eventEnd === sidEnd + 2 ? '' : buf.toString('utf8', sidEnd + 2, eventEnd),
+    metaEnd === eventEnd + 2 ? '' : buf.toString('utf8', eventEnd + 2, metaEnd),
+    buf.subarray(metaEnd + 2),
+    buf,
+    sidEnd + 2,
+  );
+}
+
+function bareFrame(buf: Buffer, flag: number): Frame {
+  return new Frame(flag, '', '', '', EMPTY_BUFFER, buf, FRAME_PREFIX_BYTES);
+}
+
+/** Decodes what a refused frame's header held (for the Alarm that answers it); `buf` starts at the frame. */
+function withHeader(error: FrameError, buf: Buffer, flag: number, scanner: HeaderScanner): FrameError {
+  const avail = buf.length;
+  const text = (from: number, to: number): string => (from < to && to <= avail ? buf.toString('utf8', from, to) : '');
+  const sid = scanner.field > 0 ? text(FRAME_PREFIX_BYTES, scanner.ends[0]) : '';
+  const event = scanner.field > 1 ? text(scanner.ends[0] + 2, scanner.ends[1]) : '';
+  const meta = scanner.field > 2 ? text(scanner.ends[1] + 2, scanner.ends[2]) : '';
+  return new FrameError(error.code, error.message, error.fatal, flag, sid, event, meta);
+}
+
+/**
+ * Stream decoder (tcp). Feed it chunks with {@link FrameDecoder.push}; frames and errors go to the sink.
+ * Frames that arrive whole inside one chunk are views of that chunk (no copy); a frame split across chunks
+ * is copied once when its last byte arrives.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** Length of the frame being assembled, or -1 before its 4-byte prefix has arrived. */
+  private frameLen = -1;
+  /** Flag of the frame being assembled, or -1 before byte 8. */
+  private flag = -1;
+  /** Bytes still to discard of a refused frame. */
+  private skip = 0;
+  private failed = false;
+  /** Chunk index and offset of the scanner's next byte while assembling. */
+  private scanChunk = 0;
+  private scanOffset = 0;
+  private readonly scanner: HeaderScanner;
+
+  constructor(private readonly limits: FrameLimits) {
+    this.scanner = new HeaderScanner(limits);
+  }
+
+  /** True once a fatal error was reported; later input is ignored. */
+  get isFailed(): boolean {
+    return this.failed;
+  }
+
+  /** Stops decoding, also of the frames left in the current chunk (the session is closing). */
+  stop(): void {
+    this.failed = true;
+    this.chunks = [];
+    this.buffered = 0;
+  }
+
+  /** Bytes held for an incomplete frame (bounded by maxFrame + one chunk). */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer, sink: FrameSink): void {
+    if (this.failed || chunk.length === 0) return;
+    if (this.skip > 0) {
+      if (chunk.length <= this.skip) {
+        this.skip -= chunk.length;
+        return;
+      }
+      chunk = chunk.subarray(this.skip);
+      this.skip = 0;
+    }
+    if (this.buffered > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      if (!this.advancePartial(sink)) return;
+      // The partial frame completed; whatever followed it continues on the contiguous path.
+      chunk = this.takeAll();
+      if (chunk.length === 0) return;
+    }
+    this.decodeContiguous(chunk, sink);
+  }
+
+  /** Decodes the whole frames in `buf`, then keeps its tail as the start of a partial frame. */
+  private decodeContiguous(buf: Buffer, sink: FrameSink): void {
+    const limits = this.limits;
+    const scanner = this.scanner;
+    let off = 0;
+    const total = buf.length;
+    while (total - off >= FRAME_PREFIX_BYTES) {
+      const len = buf.readInt32BE(off);
+      const lenError = checkLength(len, limits);
+      if (lenError !== null) return this.fatal(lenError, sink);
+      const flag = buf.readInt32BE(off + 4);
+      const flagError = checkFlag(flag, len);
+      if (flagError !== null) return this.fatal(flagError, sink);
+      if (total - off < len) break;
+      const frameBuf = buf.subarray(off, off + len);
+      off += len;
+      if (len === FRAME_PREFIX_BYTES) {
+        sink.onFrame(bareFrame(frameBuf, flag));
+        continue;
+      }
+      scanner.reset();
+      const status = scanner.scan(frameBuf, FRAME_PREFIX_BYTES, len, len);
+      if (status !== SCAN_DONE) {
+        const error = withHeader(scanner.error!, frameBuf, flag, scanner);
+        if (error.fatal) return this.fatal(error, sink);
+        sink.onFrameError(error);
+        continue;
+      }
+      const dataError = this.checkData(len, scanner);
+      if (dataError !== null) {
+        sink.onFrameError(withHeader(dataError, frameBuf, flag, scanner));
+        continue;
+      }
+      sink.onFrame(buildFrame(frameBuf, flag, scanner.ends));
+      if (this.failed) return; // the sink may have stopped us
+    }
+    if (off < total) {
+      this.chunks.push(off === 0 ? buf : buf.subarray(off));
+      this.buffered = total - off;
+      this.advancePartial(sink);
+    }
+  }
+
+  private checkData(len: number, scanner: HeaderScanner): FrameError | null {
+    const dataLen = len - (scanner.ends[2] + 2);
+    if (dataLen > this.limits.maxData) {
+      return new FrameError('data_too_large', `data of ${dataLen} bytes exceeds the limit of ${this.limits.maxData}`, false);
+    }
+    return null;
+  }
+
+  /**
+   * Checks what has arrived of a frame that is not complete in one chunk. Returns true when the frame
+   * completed (it was delivered or refused and its bytes consumed), false when it waits for more bytes.
+   */
+  private advancePartial(sink: FrameSink): boolean {
+    if (this.frameLen < 0) {
+      if (this.buffered < 4) return false;
+      const len = this.peekInt32(0);
+      const lenError = checkLength(len, this.limits);
+      if (lenError !== null) {
+        this.fatal(lenError, sink);
+        return false;
+      }
+      this.frameLen = len;
+    }
+    if (this.flag < 0) {
+      if (this.buffered < FRAME_PREFIX_BYTES) return false;
+      const flag = this.peekInt32(4);
+      const flagError = checkFlag(flag, this.frameLen);
+      if (flagError !== null) {
+        this.fatal(flagError, sink);
+        return false;
+      }
+      this.flag = flag;
+      this.scanner.reset();
+      this.locateScanStart();
+    }
+    const len = this.frameLen;
+    const scanner = this.scanner;
+    if (len > FRAME_PREFIX_BYTES && scanner.field < 3) {
+      let status = SCAN_MORE;
+      while (status === SCAN_MORE && this.scanChunk < this.chunks.length) {
+        const chunk = this.chunks[this.scanChunk];
+        const before = scanner.pos;
+        status = scanner.scan(chunk, this.scanOffset, chunk.length, len);
+        this.scanOffset += scanner.pos - before;
+        if (this.scanOffset >= chunk.length) {
+          this.scanChunk++;
+          this.scanOffset = 0;
+        }
+      }
+      if (status === SCAN_FAILED) {
+        this.refusePartial(scanner.error!, sink);
+        return !this.failed;
+      }
+      if (status === SCAN_DONE) {
+        const dataError = this.checkData(len, scanner);
+        if (dataError !== null) {
+          this.refusePartial(dataError, sink);
+          return true;
+        }
+      }
+    }
+    if (this.buffered < len) return false;
+    const frameBuf = this.take(len);
+    const flag = this.flag;
+    this.frameLen = -1;
+    this.flag = -1;
+    sink.onFrame(len === FRAME_PREFIX_BYTES ? bareFrame(frameBuf, flag) : buildFrame(frameBuf, flag, scanner.ends));
+    return !this.failed;
+  }
+
+  /** Refuses the frame being assembled: reports the error, then discards its bytes (buffered and to come). */
+  private refusePartial(error: FrameError, sink: FrameSink): void {
+    const headerBytes = Math.min(this.buffered, this.frameLen);
+    const head = this.peek(headerBytes);
+    const full = withHeader(error, head, this.flag, this.scanner);
+    if (full.fatal) {
+      this.fatal(full, sink);
+      return;
+    }
+    const len = this.frameLen;
+    if (this.buffered >= len) {
+      this.take(len);
+    } else {
+      this.skip = len - this.buffered;
+      this.chunks = [];
+      this.buffered = 0;
+    }
+    this.frameLen = -1;
+    this.flag = -1;
+    sink.onFrameError(full);
+  }
+
+  private fatal(error: FrameError, sink: FrameSink): void {
+    this.failed = true;
+    this.chunks = [];
+    this.buffered = 0;
+    sink.onFrameError(error);
+  }
+
+  /** Sets the scan cursor to frame offset 8 within the buffered chunks. */
+  private locateScanStart(): void {
+    let offset = FRAME_PREFIX_BYTES;
+    let i = 0;
+    while (i < this.chunks.length && offset >= this.chunks[i].length) {
+      offset -= this.chunks[i].length;
+      i++;
+    }
+    this.scanChunk = i;
+    this.scanOffset = offset;
+  }
+
+  private peekInt32(at: number): number {
+    const first = this.chunks[0];
+    if (first.length >= at + 4) return first.readInt32BE(at);
+    return this.peek(at + 4).readInt32BE(at);
+  }
+
+  /** The first n buffered bytes as one buffer, without consuming them. */
+  private peek(n: number): Buffer {
+    const first = this.chunks[0];
+    if (first.length >= n) return first.subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    let copied = 0;
+    for (let i = 0; copied < n; i++) {
+      const c = this.chunks[i];
+      const k = Math.min(c.length, n - copied);
+      c.copy(out, copied, 0, k);
+      copied += k;
+    }
+    return out;
+  }
+
+  /** Consumes the first n buffered bytes: a view when they lie in one chunk, else one copy. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let copied = 0;
+      while (copied < n) {
+        const c = this.chunks[0];
+        const k = Math.min(c.length, n - copied);
+        c.copy(out, copied, 0, k);
+        copied += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  private takeAll(): Buffer {
+    if (this.buffered === 0) {
+      this.chunks = [];
+      return EMPTY_BUFFER;
+    }
+    const out = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [];
+    this.buffered = 0;
+    return out;
+  }
+}
+
+/**
+ * Decodes whole frames from a message transport (ws message, udp datagram: spec §2). The length prefix must
+ * equal the message size. A frame above maxFrame is refused but its header is still read, so the sender can
+ * be told which frame was too large (spec §2: udp frames over the datagram size get an Alarm).
+ * A fatal error means the peer speaks something else and should be closed with 1002.
+ */
+export class MessageDecoder {
+  private readonly scanner: HeaderScanner;
+
+  constructor(private readonly limits: FrameLimits) {
+    this.scanner = new HeaderScanner(limits);
+  }
+
+  decode(buf: Buffer): Frame | FrameError {
+    const limits = this.limits;
+    if (buf.length < FRAME_PREFIX_BYTES) {
+      return new FrameError('frame_length_invalid', `message of ${buf.length} bytes is shorter than a frame`, true);
+    }
+    const len = buf.readInt32BE(0);
+    if (len !== buf.length) {
+      return new FrameError('datagram_length_mismatch', `frame length ${len} differs from message size ${buf.length}`, true);
+    }
+    if (len > FRAME_PREFIX_BYTES && len < MIN_MESSAGE_FRAME_BYTES) {
+      return new FrameError('frame_length_invalid', `invalid frame length ${len}`, true);
+    }
+    const flag = buf.readInt32BE(4);
+    const flagError = checkFlag(flag, len);
+    if (flagError !== null) return flagError;
+    if (len === FRAME_PREFIX_BYTES) return bareFrame(buf, flag);
+    const scanner = this.scanner;
+    scanner.reset();
+    const status = scanner.scan(buf, FRAME_PREFIX_BYTES, len, len);
+    if (status !== SCAN_DONE) return withHeader(scanner.error!, buf, flag, scanner);
+    if (len > limits.maxFrame) {
+      const error = new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, false);
+      return withHeader(error, buf, flag, scanner);
+    }
+    const dataLen = len - (scanner.ends[2] + 2);
+    if (dataLen > limits.maxData) {
+      const error = new FrameError('data_too_large', `data of ${dataLen} bytes exceeds the limit of ${limits.maxData}`, false);
+      return withHeader(error, buf, flag, scanner);
+    }
+    return buildFrame(buf, flag, scanner.ends);
+  }
+}
+
+/** One-off form of {@link MessageDecoder.decode}. */
+export function decodeMessage(buf: Buffer, limits: FrameLimits): Frame | FrameError {
+  return new MessageDecoder(limits).decode(buf);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoding
+
+function toBuffer(data: Buffer | Uint8Array | string | undefined): Buffer {
+  if (data === undefined) return EMPTY_BUFFER;
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (Buffer.isBuffer(data)) return data;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Encodes everything of a frame but its data: prefix, sid, event, meta and the three separators, sized for
+ * `dataLength` bytes of data to follow. Callers write `[head, data]` so the data is never copied.
+ */
+export function encodeHead(flag: number, sid: string, event: string, meta: string, dataLength: number): Buffer {
+  const sidLen = Buffer.byteLength(sid);
+  const eventLen = Buffer.byteLength(event);
+  const metaLen = Buffer.byteLength(meta);
+  const headLen = FRAME_PREFIX_BYTES + sidLen + eventLen + metaLen + 6;
+  const head = Buffer.allocUnsafe(headLen);
+  writeHeadInto(head, flag, headLen + dataLength, sid, sidLen, event, eventLen, meta, metaLen);
+  return head;
+}
+
+function writeHeadInto(
+  buf: Buffer,
+  flag: number,
+  total: number,
+  sid: string,
+  sidLen: number,
+  event: string,
+  eventLen: number,
+  meta: string,
+  metaLen: number,
+): number {
+  buf.writeInt32BE(total, 0);
+  buf.writeInt32BE(flag, 4);
+  let o = FRAME_PREFIX_BYTES;
+  if (sidLen > 0) buf.write(sid, o, sidLen, 'utf8');
+  o += sidLen;
+  buf[o++] = 0;
+  buf[o++] = 0x0a;
+  if (eventLen > 0) buf.write(event, o, eventLen, 'utf8');
+  o += eventLen;
+  buf[o++] = 0;
+  buf[o++] = 0x0a;
+  if (metaLen > 0) buf.write(meta, o, metaLen, 'utf8');
+  o += metaLen;
+  buf[o++] = 0;
+  buf[o++] = 0x0a;
+  return o;
+}
+
+/** Encodes a frame into one buffer (the data is copied: meant for small frames the broker makes itself). */
+export function encodeFrame(fields: FrameFields): Buffer {
+  const data = toBuffer(fields.data);
+  const sid = fields.sid ?? '';
+  const event = fields.event ?? '';
+  const meta = fields.meta ?? '';
+  const sidLen = Buffer.byteLength(sid);
+  const eventLen = Buffer.byteLength(event);
+  const metaLen = Buffer.byteLength(meta);
+  const total = FRAME_PREFIX_BYTES + sidLen + eventLen + metaLen + 6 + data.length;
+  const buf = Buffer.allocUnsafe(total);
+  const o = writeHeadInto(buf, fields.flag, total, sid, sidLen, event, eventLen, meta, metaLen);
+  if (data.length > 0) data.copy(buf, o);
+  return buf;
+}
+
+/** The 8-byte frame the reference uses for Ping and Pong. */
+export function encodeBare(flag: number): Buffer {
+  const buf = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
+  buf.writeInt32BE(FRAME_PREFIX_BYTES, 0);
+  buf.writeInt32BE(flag, 4);
+  return buf;
+}
+
+/**
+ * Re-heads a decoded frame with another flag and sid, keeping its event, meta and data bytes untouched
+ * (spec §5: forwarded streams get a fresh sid per hop). Returns the new head; the caller writes
+ * `[head, frame.raw.subarray(frame.eventOffset)]`.
+ * Precondition: `frame.raw` is set and the frame has a message (not an 8-byte frame).
+ */
+export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer {
+  const raw = frame.raw!;
+  const sidLen = Buffer.byteLength(sid);
+  const headLen = FRAME_PREFIX_BYTES + sidLen + 2;
+  const head = Buffer.allocUnsafe(headLen);
+  head.writeInt32BE(headLen + raw.length - frame.eventOffset, 0);
+  head.writeInt32BE(flag, 4);
+  if (sidLen > 0) head.write(sid, FRAME_PREFIX_BYTES, sidLen, 'utf8');
+  head[headLen - 2] = 0;
+  head[headLen - 1] = 0x0a;
+  return head;
+}
+
+/** The body that follows {@link encodeReheaded}'s head. */
+export function bodyAfterSid(frame: Frame): Buffer {
+  return frame.raw!.subarray(frame.eventOffset);
+}

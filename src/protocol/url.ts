@@ -1,0 +1,20 @@
+/**
+ * Handshake parameters (spec §3): the Connect's URL query, not decoded, overlaid by the Connect metas.
+ * The URL comes without the `sd:` prefix, e.g. `tcp://host:8602/path?@=orders&token=abc`.
+ */
+import { parseMeta } from './meta.js';
+
+/** The query part of a Socket.D URL as a raw `k=v&k=v` string ('' when there is none). */
+export function urlQuery(url: string): string {
+  const q = url.indexOf('?');
+  if (q === -1) return '';
+  const hash = url.indexOf('#', q);
+  return hash === -1 ? url.slice(q + 1) : url.slice(q + 1, hash);
+}
+
+/** Query params overlaid by metas; the values are kept as sent (never URL-decoded, as the reference does). */
+export function handshakeParams(url: string, metaString: string): Map<string, string> {
+  const params = parseMeta(urlQuery(url));
+  if (metaString.length > 0) for (const [k, v] of parseMeta(metaString)) params.set(k, v);
+  return params;
+}

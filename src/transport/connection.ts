@@ -1,0 +1,88 @@
+/**
+ * The one interface between the broker and its transports (spec §2). Nothing above `src/transport` knows
+ * whether tcp, ws or udp is underneath: adapters only translate socket events into these calls.
+ */
+
+export type TransportName = 'tcp' | 'tcps' | 'ws' | 'wss' | 'udp' | 'memory';
+
+/**
+ * How inbound bytes are cut: `stream` delivers arbitrary chunks of a byte stream (tcp); `message` delivers
+ * exactly one frame's bytes per call (a ws binary message, a udp datagram), and writes must be whole frames.
+ */
+export type Framing = 'stream' | 'message';
+
+/**
+ * Why a connection ended, as a stable code (logged and used as a metric label).
+ * - `peer_closed`: the peer closed cleanly (tcp FIN, ws close frame)
+ * - `reset`: the connection broke (ECONNRESET, EPIPE, ws abnormal close)
+ * - `error`: another socket error
+ * - `local`: we ended or destroyed it (the reason given to end/destroy is passed along)
+ * - `replaced`: udp only, a new Connect arrived from the same address:port
+ * - `listener_closed`: the listener shut down
+ */
+export type TransportCloseCode = 'peer_closed' | 'reset' | 'error' | 'local' | 'replaced' | 'listener_closed';
+
+/** Receives a connection's events. Implemented by the session (no per-connection closures). */
+export interface ConnectionHandler {
+  /** Inbound bytes (see {@link Framing}). The buffer may be kept: adapters never reuse it. */
+  connectionOnData(data: Buffer): void;
+  /** The transport's buffered bytes fell below its high-water mark after a write returned false. */
+  connectionOnDrain(): void;
+  /**
+   * Something the transport itself cannot carry arrived (a ws text message). The adapter does not close the
+   * connection; the owner answers (Close 1002) and closes. `code` is stable, `detail` human-readable.
+   */
+  connectionOnInvalid(code: string, detail: string): void;
+  /** The connection is gone. Called exactly once, also after end()/destroy(). */
+  connectionOnClose(code: TransportCloseCode, detail: string): void;
+}
+
+export interface Connection {
+  readonly transport: TransportName;
+  readonly framing: Framing;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Largest frame this transport can carry outbound (udp: the datagram limit); Infinity when unbounded. */
+  readonly maxOutboundFrame: number;
+  /** Bytes accepted by write() and not yet handed to the operating system. */
+  readonly bufferedBytes: number;
+  /** True once closed (by either side); writes are then ignored. */
+  readonly closed: boolean;
+
+  /** Starts delivering events to the handler. Called once, right after the listener hands the connection over. */
+  start(handler: ConnectionHandler): void;
+
+  /**
+   * Queues one whole frame: `head`, followed by `body` when given. Writes are batched and flushed once at
+   * the end of the current tick (one syscall for many frames where the transport allows). The buffers must
+   * not be modified afterwards; the same buffers may be written to many connections.
+   * Returns false when bufferedBytes is above the transport's high-water mark: connectionOnDrain follows.
+   */
+  write(head: Buffer, body?: Buffer): boolean;
+
+  /** Stops reading from the peer (backpressure, spec §7); resume() undoes it. Idempotent. */
+  pause(): void;
+  resume(): void;
+
+  /** Flushes what is queued, then closes. `reason` goes to logs and, for ws, the close frame. */
+  end(reason: string): void;
+  /** Closes at once, dropping anything queued. */
+  destroy(reason: string): void;
+}
+
+/** Address a listener is bound to. */
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+/** Receives new connections from a listener. */
+export type ConnectionAcceptor = (connection: Connection) => void;
+
+export interface Listener {
+  readonly transport: TransportName;
+  /** Binds and starts accepting; resolves with the bound address (port 0 picks a free port). */
+  listen(): Promise<BoundAddress>;
+  /** Stops accepting new connections; resolves once the socket is closed. Open connections are not touched. */
+  close(): Promise<void>;
+}
