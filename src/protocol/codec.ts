@@ -135,22 +135,11 @@ function checkFlag(flag: number, len: number): FrameError | null {
 
 /** Builds the Frame for a complete, scanned frame held in `buf[0, len)`. */
 function buildFrame(buf: Buffer, flag: number, ends: readonly number[]): Frame {
-  const sidEnd = ends[0];
-  const eventEnd = ends[1];
-  const metaEnd = ends[2];
-  return new Frame(
-    flag,
-    sidEnd === FRAME_PREFIX_BYTES ? '' : buf.toString('utf8', FRAME_PREFIX_BYTES, sidEnd),
-    eventEnd === sidEnd + 2 ? '' : buf.toString('utf8', sidEnd + 2, eventEnd),
-    metaEnd === eventEnd + 2 ? '' : buf.toString('utf8', eventEnd + 2, metaEnd),
-    buf.subarray(metaEnd + 2),
-    buf,
-    sidEnd + 2,
-  );
+  return new Frame(flag, buf, ends[0], ends[1], ends[2]);
 }
 
 function bareFrame(buf: Buffer, flag: number): Frame {
-  return new Frame(flag, '', '', '', EMPTY_BUFFER, buf, FRAME_PREFIX_BYTES);
+  return new Frame(flag, buf, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES);
 }
 
 /** Decodes what a refused frame's header held (for the Alarm that answers it); `buf` starts at the frame. */
@@ -231,7 +220,8 @@ export class FrameDecoder {
     const scanner = this.scanner;
     let off = 0;
     const total = buf.length;
-    while (total - off >= FRAME_PREFIX_BYTES) {
+    // The sink may stop() us from any callback: a bare frame, a recoverable error or a frame.
+    while (!this.failed && total - off >= FRAME_PREFIX_BYTES) {
       const len = buf.readInt32BE(off);
       const lenError = checkLength(len, limits);
       if (lenError !== null) return this.fatal(lenError, sink);
@@ -261,7 +251,7 @@ export class FrameDecoder {
       sink.onFrame(buildFrame(frameBuf, flag, scanner.ends));
       if (this.failed) return; // the sink may have stopped us
     }
-    if (off < total) {
+    if (off < total && !this.failed) {
       this.chunks.push(off === 0 ? buf : buf.subarray(off));
       this.buffered = total - off;
       this.advancePartial(sink);
@@ -571,7 +561,7 @@ export function encodeBare(flag: number): Buffer {
  * Precondition: `frame.raw` is set and the frame has a message (not an 8-byte frame).
  */
 export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer {
-  const raw = frame.raw!;
+  const raw = frame.raw;
   const sidLen = Buffer.byteLength(sid);
   const headLen = FRAME_PREFIX_BYTES + sidLen + 2;
   const head = Buffer.allocUnsafe(headLen);
@@ -585,5 +575,5 @@ export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer 
 
 /** The body that follows {@link encodeReheaded}'s head. */
 export function bodyAfterSid(frame: Frame): Buffer {
-  return frame.raw!.subarray(frame.eventOffset);
+  return frame.raw.subarray(frame.eventOffset);
 }

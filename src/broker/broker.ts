@@ -1,0 +1,190 @@
+/**
+ * The broker core: accepts connections from any transport, keeps the sessions, and wires the router, the
+ * stream table and the timers together. It builds no listeners and reads no config: src/server.ts does that
+ * and hands the results in (principle 6).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { CloseCode } from '../protocol/codes.js';
+import type { Connection } from '../transport/connection.js';
+import { OPEN_ACCESS, type AccessPolicy } from './access.js';
+import { NO_EVENT_ROUTING, Router, type EventRouting } from './router.js';
+import { Session, SessionState } from './session.js';
+import type { SessionContext } from './session-context.js';
+import { SessionRegistry } from './session-registry.js';
+import type { BrokerSettings } from './settings.js';
+import { BrokerStats } from './stats.js';
+import { StreamTable } from './streams.js';
+import { TimerWheel } from './timer-wheel.js';
+
+export interface BrokerDeps {
+  settings: BrokerSettings;
+  logger: Logger;
+  stats?: BrokerStats;
+  access?: AccessPolicy;
+  /** Routing of frames without `@` (spec §4.2); built by the wiring point. */
+  events?: EventRouting;
+  /** Told when a session opens or ends (subscriptions, presence, metrics). */
+  observers?: SessionObserver[];
+}
+
+export interface SessionObserver {
+  sessionOpened?(session: Session): void;
+  sessionClosed?(session: Session, wasOpen: boolean, reason: string): void;
+}
+
+export class Broker implements SessionContext {
+  readonly settings: BrokerSettings;
+  readonly logger: Logger;
+  readonly stats: BrokerStats;
+  readonly access: AccessPolicy;
+  readonly registry = new SessionRegistry();
+  readonly wheel: TimerWheel;
+  readonly streams: StreamTable;
+  readonly router: Router;
+  /** Every session, open or still in its handshake. */
+  private readonly sessions = new Set<Session>();
+  /** Sessions whose connection has not closed yet (a released session may still be flushing its Close). */
+  private readonly connections = new Set<Session>();
+  private readonly observers: SessionObserver[];
+  private readonly idPrefix = randomBytes(3).toString('hex');
+  private nextId = 0;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private closing = false;
+  private readonly sweepBound = (): void => this.sweep();
+  private drainWaiter: (() => void) | null = null;
+
+  constructor(deps: BrokerDeps) {
+    this.settings = deps.settings;
+    this.logger = deps.logger;
+    this.stats = deps.stats ?? new BrokerStats();
+    this.access = deps.access ?? OPEN_ACCESS;
+    this.observers = deps.observers ?? [];
+    this.wheel = new TimerWheel(this.settings.timerResolutionMs);
+    this.streams = new StreamTable(this.wheel, this.stats);
+    this.router = new Router(this.registry, this.streams, this.wheel, this.settings, this.stats, deps.events ?? NO_EVENT_ROUTING);
+  }
+
+  /** Sessions open or in their handshake. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Timers pending in the wheel (streams, fragment routes): back to 0 when nothing is in flight. */
+  get pendingTimers(): number {
+    return this.wheel.size;
+  }
+
+  allSessions(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+
+  /** The ConnectionAcceptor given to every listener. */
+  readonly accept = (connection: Connection): void => {
+    if (this.closing) {
+      connection.destroy('shutting_down');
+      return;
+    }
+    const session = new Session(this, connection, `${this.idPrefix}${(this.nextId++).toString(36)}`);
+    this.sessions.add(session);
+    this.connections.add(session);
+    this.stats.connectionsOpen++;
+    this.stats.connectionsTotal++;
+    if (this.sweepTimer === null) {
+      this.sweepTimer = setInterval(this.sweepBound, this.settings.sweepIntervalMs);
+      this.sweepTimer.unref();
+    }
+    session.start();
+  };
+
+  sessionOnOpen(session: Session): void {
+    this.registry.add(session);
+    this.stats.sessionsOpen++;
+    this.logger.info(
+      { event: 'session_open', id: session.id, name: session.name || undefined, transport: session.transport, remote: remoteOf(session) },
+      'session open',
+    );
+    for (const o of this.observers) o.sessionOpened?.(session);
+  }
+
+  sessionOnClose(session: Session, wasOpen: boolean, reason: string, detail: string): void {
+    this.sessions.delete(session);
+    BrokerStats.inc(this.stats.closes, reason);
+    if (wasOpen) {
+      this.stats.sessionsOpen--;
+      this.registry.remove(session);
+      this.streams.requesterGone(session);
+      this.streams.responderGone(session);
+      this.router.releaseFragments(session);
+    }
+    const fields = {
+      event: 'session_close', id: session.id, name: session.name || undefined, transport: session.transport,
+      remote: remoteOf(session), reason, detail: detail || undefined, durationMs: Date.now() - session.createdAt,
+    };
+    if (wasOpen) this.logger.info(fields, 'session closed');
+    else this.logger.warn(fields, 'connection closed before the handshake completed');
+    for (const o of this.observers) o.sessionClosed?.(session, wasOpen, reason);
+    if (this.sessions.size === 0) this.stopSweep();
+  }
+
+  connectionClosed(session: Session): void {
+    if (!this.connections.delete(session)) return;
+    this.stats.connectionsOpen--;
+    if (this.connections.size === 0 && this.drainWaiter !== null) this.drainWaiter();
+  }
+
+  /** Connections not yet closed (sessions flushing their Close included). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Closes sessions past the handshake timeout (1002) or silent past the idle timeout (1001), spec §3. */
+  sweep(now = Date.now()): void {
+    const { handshakeTimeoutMs, idleTimeoutMs } = this.settings;
+    for (const session of this.sessions) {
+      if (session.state === SessionState.AwaitConnect) {
+        if (now - session.createdAt >= handshakeTimeoutMs) {
+          session.close('handshake_timeout', CloseCode.ProtocolIllegal, `no Connect within ${handshakeTimeoutMs} ms`);
+        }
+      } else if (session.state === SessionState.Open && now - session.lastSeen >= idleTimeoutMs) {
+        session.close('idle_timeout', CloseCode.ProtocolClose, `silent for ${idleTimeoutMs} ms`);
+      }
+    }
+  }
+
+  /**
+   * Graceful shutdown: refuse new connections, send Close to every session and let their queues flush;
+   * sessions still open at the deadline are destroyed. Resolves once every session is gone.
+   */
+  async shutdown(deadlineMs = 5_000): Promise<void> {
+    this.closing = true;
+    const drained = new Promise<void>((resolve) => {
+      this.drainWaiter = resolve;
+      if (this.connections.size === 0) resolve();
+    });
+    for (const session of [...this.sessions]) session.close('shutdown', CloseCode.ProtocolClose, 'broker shutting down');
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(resolve, deadlineMs, 'deadline');
+    });
+    const outcome = await Promise.race([drained, deadline]);
+    clearTimeout(timer);
+    if (outcome === 'deadline') {
+      for (const session of [...this.connections]) session.connection.destroy('shutdown_deadline');
+    }
+    this.stopSweep();
+    this.wheel.clear();
+  }
+
+  private stopSweep(): void {
+    if (this.sweepTimer !== null) {
+      clearInterval(this.sweepTimer);
+      this.sweepTimer = null;
+    }
+  }
+}
+
+function remoteOf(session: Session): string {
+  const c = session.connection;
+  return c.remotePort > 0 ? `${c.remoteAddress}:${c.remotePort}` : c.remoteAddress;
+}

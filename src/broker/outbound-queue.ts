@@ -1,0 +1,73 @@
+/**
+ * A session's outbound queue (spec §7, principle 3). The bytes themselves wait in the transport's buffer;
+ * this is the cap in front of it: every frame the broker sends to a session passes here, is measured against
+ * the high-water mark (congestion: feeders get Pressure and are paused) and the limit (the slow-consumer
+ * policy), and is counted.
+ */
+import type { Connection } from '../transport/connection.js';
+import type { OutboundSettings } from './settings.js';
+import { BrokerStats } from './stats.js';
+
+export const enum Delivery {
+  Queued = 0,
+  /** `drop` policy: a Message to a full queue was dropped and counted. */
+  Dropped = 1,
+  /** The session is closed or was just closed as a slow consumer. */
+  Closed = 2,
+  /** The frame is larger than the target's transport can carry (udp datagrams). */
+  TooLarge = 3,
+}
+
+/** What kind of frame is queued: only Messages may be dropped by the `drop` policy. */
+export const enum OutboundKind {
+  Message = 0,
+  Stream = 1,
+  Control = 2,
+}
+
+export interface OutboundOwner {
+  /** The limit was reached and the policy says disconnect; the owner closes the session. */
+  outboundOnOverflow(queuedBytes: number): void;
+}
+
+export class OutboundQueue {
+  /** True between a write that crossed the high-water mark and the transport's drain. */
+  congested = false;
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly settings: OutboundSettings,
+    private readonly stats: BrokerStats,
+    private readonly owner: OutboundOwner,
+  ) {}
+
+  get queuedBytes(): number {
+    return this.connection.bufferedBytes;
+  }
+
+  push(head: Buffer, body: Buffer | undefined, kind: OutboundKind): Delivery {
+    const connection = this.connection;
+    if (connection.closed) return Delivery.Closed;
+    const size = body === undefined ? head.length : head.length + body.length;
+    if (size > connection.maxOutboundFrame) return Delivery.TooLarge;
+    const queued = connection.bufferedBytes;
+    if (queued + size > this.settings.limitBytes) {
+      if (this.settings.policy === 'drop' && kind === OutboundKind.Message) {
+        BrokerStats.inc(this.stats.dropped, 'slow_consumer');
+        return Delivery.Dropped;
+      }
+      this.owner.outboundOnOverflow(queued);
+      return Delivery.Closed;
+    }
+    const belowHighWater = connection.write(head, body);
+    this.stats.framesOut++;
+    this.stats.bytesOut += size;
+    if (!belowHighWater || queued + size > this.settings.highWaterBytes) this.congested = true;
+    return Delivery.Queued;
+  }
+
+  /** The transport drained: the queue is below its high-water mark again. */
+  drained(): void {
+    this.congested = false;
+  }
+}

@@ -1,0 +1,244 @@
+/**
+ * Routes Message, Request and Subscribe frames (spec §4, §5). Frames with `@` go to sessions by name
+ * (§4.1); frames without it go by event subscription (§4.2, see EventRouting).
+ *
+ * Hot path rules (issue #3, principle 7): metas are read in one pass into a reusable object; a Message is
+ * forwarded as its original bytes when nothing changes, otherwise re-headed once and the same buffers are
+ * written to every target; no closure or array is made per frame for a single target.
+ */
+import { Flag } from '../protocol/flags.js';
+import { AlarmCode } from '../protocol/codes.js';
+import { bodyAfterSid, encodeReheaded } from '../protocol/codec.js';
+import type { Frame } from '../protocol/frame.js';
+import { AtMode, parseAt, type AtAddress } from './at-address.js';
+import { rendezvousPick } from './rendezvous.js';
+import { FragmentRoute } from './fragment-route.js';
+import { Delivery, OutboundKind } from './outbound-queue.js';
+import { RouteMeta, readRouteMeta } from './route-meta.js';
+import type { SessionRegistry } from './session-registry.js';
+import type { Session } from './session.js';
+import type { BrokerSettings } from './settings.js';
+import { BrokerStats } from './stats.js';
+import type { StreamTable } from './streams.js';
+import type { TimerWheel } from './timer-wheel.js';
+
+/**
+ * Routing by event (spec §4.2). Given a frame without `@`, fills `targets` with the sessions to deliver to
+ * (for Request/Subscribe: exactly one) and returns true, or returns false after answering the frame itself
+ * (control events, denials). The default knows no subscriptions.
+ */
+export interface EventRouting {
+  resolve(sender: Session, frame: Frame, targets: Session[]): boolean;
+}
+
+export const NO_EVENT_ROUTING: EventRouting = {
+  resolve: () => true,
+};
+
+export class Router {
+  private readonly meta = new RouteMeta();
+  private readonly at: AtAddress = { mode: AtMode.One, name: '' };
+  /** Scratch list of targets, refilled per frame; copied only when a route or stream keeps it. */
+  private readonly targets: Session[] = [];
+  private messageSids = 0;
+
+  constructor(
+    private readonly registry: SessionRegistry,
+    private readonly streams: StreamTable,
+    private readonly wheel: TimerWheel,
+    private readonly settings: BrokerSettings,
+    private readonly stats: BrokerStats,
+    private readonly events: EventRouting = NO_EVENT_ROUTING,
+  ) {}
+
+  route(sender: Session, frame: Frame): void {
+    const meta = this.meta;
+    readRouteMeta(frame.metaString, meta);
+    if (meta.fragmentIdx > 1) {
+      this.routeFragment(sender, frame, meta.fragmentIdx);
+      return;
+    }
+    const targets = this.targets;
+    targets.length = 0;
+    let multi = false;
+    if (meta.at === undefined) {
+      if (!this.events.resolve(sender, frame, targets)) return;
+      if (targets.length === 0) {
+        if (frame.flag === Flag.Message) BrokerStats.inc(this.stats.dropped, 'no_subscriber');
+        else sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `No subscriber for event '${frame.event}'`);
+        return;
+      }
+      this.stats.routedByEvent++;
+      multi = frame.flag === Flag.Message && targets.length > 1;
+    } else {
+      const at = this.at;
+      if (!parseAt(meta.at, at)) {
+        sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Invalid '@' target '${meta.at}'`);
+        return;
+      }
+      this.resolveByName(sender, at, meta.hashKey, targets);
+      if (targets.length === 0) {
+        // The reference broker's wording (fixtures g2, g4).
+        sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Broker don't have '@${meta.at}' session`);
+        return;
+      }
+      this.stats.routedByName++;
+      multi = at.mode === AtMode.All || at.mode === AtMode.Everyone;
+    }
+    if (frame.flag === Flag.Message) this.sendMessage(sender, frame, targets, meta);
+    else this.openStream(sender, frame, targets, multi, meta);
+  }
+
+  /** Fills `targets` for an `@` address, never with the sender (spec §4.1). */
+  private resolveByName(sender: Session, at: AtAddress, hashKey: string | undefined, targets: Session[]): void {
+    if (at.mode === AtMode.Everyone) {
+      for (const s of this.registry.allNamed()) if (s !== sender) targets.push(s);
+      return;
+    }
+    const group = this.registry.group(at.name);
+    if (group === undefined) return;
+    const members = group.members;
+    const n = members.length;
+    if (at.mode === AtMode.All) {
+      for (let i = 0; i < n; i++) if (members[i] !== sender) targets.push(members[i]);
+      return;
+    }
+    if (at.mode === AtMode.Hash) {
+      const i = rendezvousPick(hashKey ?? sender.connection.remoteAddress, members, sender);
+      if (i !== -1) targets.push(members[i]);
+      return;
+    }
+    // Round robin, skipping the sender.
+    for (let tries = 0; tries < n; tries++) {
+      const i = group.cursor % n;
+      group.cursor = i + 1;
+      if (members[i] !== sender) {
+        targets.push(members[i]);
+        return;
+      }
+    }
+  }
+
+  private sendMessage(sender: Session, frame: Frame, targets: Session[], meta: RouteMeta): void {
+    let head: Buffer;
+    let body: Buffer | undefined;
+    let outSid: string;
+    if (this.settings.forwardMessageBytes) {
+      head = frame.raw;
+      body = undefined;
+      outSid = frame.sid;
+    } else {
+      outSid = this.freshMessageSid();
+      head = encodeReheaded(frame, Flag.Message, outSid);
+      body = bodyAfterSid(frame);
+    }
+    this.fanOut(sender, frame, targets, head, body, OutboundKind.Message);
+    if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1) {
+      this.keepFragmentRoute(sender, frame, targets.slice(), outSid, null, meta.fragmentTotal);
+    }
+  }
+
+  private openStream(sender: Session, frame: Frame, targets: Session[], multi: boolean, meta: RouteMeta): void {
+    if (sender.streams.size >= this.settings.maxStreamsPerSession) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
+        `Too many open streams (limit ${this.settings.maxStreamsPerSession})`);
+      return;
+    }
+    if (sender.streams.has(frame.sid)) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.BadRequest, `Stream '${frame.sid}' is already open`);
+      return;
+    }
+    const limit = frame.flag === Flag.Request ? this.settings.requestTimeoutMs : this.settings.streamTimeoutMs;
+    const timeoutMs = meta.timeoutMs > 0 && meta.timeoutMs < limit ? meta.timeoutMs : limit;
+    const id = this.streams.nextId();
+    const head = encodeReheaded(frame, frame.flag, id);
+    const body = bodyAfterSid(frame);
+    const size = head.length + body.length;
+    // Targets whose transport cannot carry the frame are refused before the stream opens.
+    const responders: Session[] = [];
+    let tooLarge: Session | null = null;
+    for (let i = 0; i < (multi ? targets.length : 1); i++) {
+      if (size <= targets[i].connection.maxOutboundFrame) responders.push(targets[i]);
+      else tooLarge = targets[i];
+    }
+    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, size);
+    if (responders.length === 0) return;
+    const stream = this.streams.open(id, sender, frame, responders, multi, timeoutMs);
+    this.fanOut(sender, frame, responders, head, body, OutboundKind.Stream);
+    if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1 && !stream.closed) {
+      this.keepFragmentRoute(sender, frame, responders, stream.id, stream, meta.fragmentTotal);
+    }
+  }
+
+  /** Writes the same buffers to every target; answers the sender once if some target cannot carry them. */
+  private fanOut(sender: Session, frame: Frame, targets: readonly Session[], head: Buffer, body: Buffer | undefined, kind: OutboundKind): void {
+    let tooLarge: Session | null = null;
+    for (let i = 0; i < targets.length; i++) {
+      if (targets[i].deliverFrom(sender, head, body, kind) === Delivery.TooLarge) tooLarge = targets[i];
+    }
+    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, head.length + (body === undefined ? 0 : body.length));
+  }
+
+  private alarmTooLarge(sender: Session, frame: Frame, target: Session, size: number): void {
+    sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.TooLarge,
+      `Frame of ${size} bytes is larger than '${target.label}' (${target.connection.transport}) can carry (${target.connection.maxOutboundFrame})`);
+  }
+
+  /** Fragments 2..n (spec §5): follow the route fragment 1 took. */
+  private routeFragment(sender: Session, frame: Frame, idx: number): void {
+    const route = sender.fragments.get(frame.sid);
+    if (route === undefined) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute,
+        `No route for fragment ${idx} of '${frame.sid}': its first fragment was not routed or the route expired`);
+      return;
+    }
+    const last = idx >= route.total;
+    if (last) this.dropFragmentRoute(route);
+    if (route.stream !== null && route.stream.closed) {
+      // The stream already ended (its requester got the Alarm or reply); the rest has nowhere to go.
+      BrokerStats.inc(this.stats.dropped, 'stream_closed');
+      return;
+    }
+    let head: Buffer;
+    let body: Buffer | undefined;
+    if (route.stream === null && this.settings.forwardMessageBytes) {
+      head = frame.raw;
+      body = undefined;
+    } else {
+      head = encodeReheaded(frame, frame.flag, route.outSid);
+      body = bodyAfterSid(frame);
+    }
+    const kind = route.stream === null ? OutboundKind.Message : OutboundKind.Stream;
+    for (const target of route.targets) {
+      if (!target.closed) target.deliverFrom(sender, head, body, kind);
+    }
+  }
+
+  private keepFragmentRoute(sender: Session, frame: Frame, targets: Session[], outSid: string, stream: FragmentRoute['stream'], total: number): void {
+    if (sender.fragments.size >= this.settings.maxFragmentRoutesPerSession) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
+        `Too many fragmented frames in flight (limit ${this.settings.maxFragmentRoutesPerSession})`);
+      return;
+    }
+    const route = new FragmentRoute(sender, frame.sid, targets, outSid, stream, total);
+    const previous = sender.fragments.get(frame.sid);
+    if (previous !== undefined) this.dropFragmentRoute(previous);
+    sender.fragments.set(frame.sid, route);
+    this.wheel.schedule(route, this.settings.requestTimeoutMs);
+  }
+
+  private dropFragmentRoute(route: FragmentRoute): void {
+    this.wheel.cancel(route);
+    if (route.owner.fragments.get(route.sid) === route) route.owner.fragments.delete(route.sid);
+  }
+
+  /** Drops a leaving session's fragment routes and their deadlines. */
+  releaseFragments(session: Session): void {
+    for (const route of session.fragments.values()) this.wheel.cancel(route);
+    session.fragments.clear();
+  }
+
+  private freshMessageSid(): string {
+    return `m${(this.messageSids++).toString(36)}`;
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * What a session needs from the broker. The Broker implements it; tests may provide their own.
+ */
+import type { Logger } from 'pino';
+import type { AccessPolicy } from './access.js';
+import type { Router } from './router.js';
+import type { Session } from './session.js';
+import type { BrokerSettings } from './settings.js';
+import type { BrokerStats } from './stats.js';
+import type { StreamTable } from './streams.js';
+
+export interface SessionContext {
+  readonly settings: BrokerSettings;
+  readonly stats: BrokerStats;
+  readonly logger: Logger;
+  readonly router: Router;
+  readonly streams: StreamTable;
+  readonly access: AccessPolicy;
+  /** The handshake succeeded: register the session. */
+  sessionOnOpen(session: Session): void;
+  /** The session ended (once): release what it held. `wasOpen` is false for a failed handshake. */
+  sessionOnClose(session: Session, wasOpen: boolean, reason: string, detail: string): void;
+  /** The session's connection is closed too (after its last bytes were flushed, or dropped). */
+  connectionClosed(session: Session): void;
+}

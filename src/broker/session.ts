@@ -1,0 +1,300 @@
+/**
+ * One client session (spec §3): owns a Connection, decodes its bytes, runs the handshake, dispatches frames to
+ * the router and the stream table, and releases everything it held when it ends, however it ends.
+ */
+import { Flag, flagLabel } from '../protocol/flags.js';
+import { AlarmCode, CloseCode, PRESSURE_CODE } from '../protocol/codes.js';
+import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame, type FrameSink } from '../protocol/codec.js';
+import { FrameError } from '../protocol/errors.js';
+import { Frame } from '../protocol/frame.js';
+import { metaAppend } from '../protocol/meta.js';
+import { handshakeParams } from '../protocol/url.js';
+import type { FrameLimits } from '../protocol/limits.js';
+import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
+import { isValidSessionName } from './at-address.js';
+import type { FragmentRoute } from './fragment-route.js';
+import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
+import type { SessionContext } from './session-context.js';
+import { BrokerStats } from './stats.js';
+import type { Stream } from './streams.js';
+
+export const enum SessionState {
+  AwaitConnect = 0,
+  Open = 1,
+  Closed = 2,
+}
+
+/** Pong is the same 8 bytes for everyone: one buffer, written as often as needed. */
+const PONG = encodeBare(Flag.Pong);
+export const PROTOCOL_META = 'Socket.D=1.0';
+
+export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
+  state = SessionState.AwaitConnect;
+  /** The `@` name claimed in the handshake ('' when none). */
+  name = '';
+  /** Handshake params: URL query overlaid by Connect metas, values verbatim (spec §3). */
+  params: ReadonlyMap<string, string> = new Map();
+  readonly createdAt = Date.now();
+  openedAt = 0;
+  lastSeen = this.createdAt;
+  /** Why the session ended (a stable code), '' while open. */
+  closeReason = '';
+
+  /** Streams this session answers, by the broker-made sid (spec §5). */
+  readonly legs = new Map<string, Stream>();
+  /** Streams this session opened, by its own sid. */
+  readonly streams = new Map<string, Stream>();
+  /** Routes of its fragmented frames in flight, by its sid. */
+  readonly fragments = new Map<string, FragmentRoute>();
+  readonly outbound: OutboundQueue;
+
+  /** Sessions whose congested queues this one fed: it stays paused until all have drained (spec §7). */
+  private readonly pausedOn = new Set<Session>();
+  /** Sessions paused because they fed this one's congested queue. */
+  private readonly feeders = new Set<Session>();
+  private readonly decoder: FrameDecoder | null;
+  private readonly messageDecoder: MessageDecoder | null;
+
+  constructor(
+    private readonly ctx: SessionContext,
+    readonly connection: Connection,
+    readonly id: string,
+  ) {
+    this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this);
+    const limits = sessionLimits(ctx.settings.limits, connection, ctx.settings.udpMaxDatagram);
+    if (connection.framing === 'stream') {
+      this.decoder = new FrameDecoder(limits);
+      this.messageDecoder = null;
+    } else {
+      this.decoder = null;
+      this.messageDecoder = new MessageDecoder(limits);
+    }
+  }
+
+  /** The name when it has one, else the id: for messages and logs. */
+  get label(): string {
+    return this.name.length > 0 ? this.name : this.id;
+  }
+
+  get closed(): boolean {
+    return this.state === SessionState.Closed;
+  }
+
+  get transport(): string {
+    return this.connection.transport;
+  }
+
+  start(): void {
+    this.connection.start(this);
+  }
+
+  // ----- connection events -------------------------------------------------------------------------------
+
+  connectionOnData(data: Buffer): void {
+    if (this.state === SessionState.Closed) return;
+    this.lastSeen = Date.now();
+    this.ctx.stats.bytesIn += data.length;
+    if (this.decoder !== null) {
+      this.decoder.push(data, this);
+      return;
+    }
+    const result = this.messageDecoder!.decode(data);
+    if (result instanceof Frame) this.onFrame(result);
+    else this.onFrameError(result);
+  }
+
+  connectionOnDrain(): void {
+    this.outbound.drained();
+    this.releaseFeeders();
+  }
+
+  connectionOnInvalid(code: string, detail: string): void {
+    this.protocolError(code, detail);
+  }
+
+  connectionOnClose(code: TransportCloseCode, detail: string): void {
+    if (this.state !== SessionState.Closed) {
+      this.release(code === 'peer_closed' ? 'peer_closed' : `transport_${code}`, detail);
+    }
+    this.ctx.connectionClosed(this);
+  }
+
+  // ----- frames ------------------------------------------------------------------------------------------
+
+  onFrame(frame: Frame): void {
+    this.ctx.stats.framesIn++;
+    if (this.state === SessionState.Open) {
+      switch (frame.flag) {
+        case Flag.Message:
+        case Flag.Request:
+        case Flag.Subscribe:
+          this.ctx.router.route(this, frame);
+          return;
+        case Flag.Reply:
+        case Flag.ReplyEnd:
+          this.ctx.streams.onReply(this, frame);
+          return;
+        case Flag.Ping:
+          this.sendControl(PONG);
+          return;
+        case Flag.Pong:
+        case Flag.Pressure:
+          return;
+        case Flag.Alarm:
+          // A responder failing a stream it was given; an Alarm for nothing open is only counted.
+          if (!this.ctx.streams.onResponderAlarm(this, frame)) BrokerStats.inc(this.ctx.stats.dropped, 'alarm_without_stream');
+          return;
+        case Flag.Close:
+          this.close('client_close', null, `client sent Close ${frame.meta('code') ?? ''}`.trim());
+          return;
+        default:
+          this.protocolError('unexpected_frame', `${flagLabel(frame.flag)} frame after the handshake`);
+          return;
+      }
+    }
+    if (this.state === SessionState.AwaitConnect) {
+      if (frame.flag === Flag.Connect) this.handshake(frame);
+      else this.protocolError('first_frame_not_connect', `first frame must be Connect, got ${flagLabel(frame.flag)}`);
+    }
+  }
+
+  onFrameError(error: FrameError): void {
+    if (this.state === SessionState.Closed) return;
+    if (error.fatal || this.state !== SessionState.Open) {
+      this.protocolError(error.code, error.message);
+      return;
+    }
+    // The frame was skipped whole; the stream goes on (spec §6: 4013 too large).
+    BrokerStats.inc(this.ctx.stats.protocolErrors, error.code);
+    this.sendAlarm(error.sid, error.event, error.metaString, AlarmCode.TooLarge, error.message);
+  }
+
+  private handshake(frame: Frame): void {
+    const url = frame.event.length > 0 ? frame.event : frame.data.toString('utf8');
+    const params = handshakeParams(url, frame.metaString);
+    const name = params.get('@') ?? '';
+    if (name.length > 0 && !isValidSessionName(name)) {
+      this.refuse('invalid_name', `'@' name '${name}' is not valid: no spaces, '&', '=', ',' or trailing '*' / '!'`);
+      return;
+    }
+    const refusal = this.ctx.access.checkHandshake(params, this.connection.remoteAddress);
+    if (refusal !== null) {
+      this.refuse(refusal.code, refusal.text);
+      return;
+    }
+    this.name = name;
+    this.params = params;
+    this.state = SessionState.Open;
+    this.openedAt = Date.now();
+    // Connack echoes the Connect's sid, event and data (spec §3, fixtures b1/b2).
+    this.sendControl(encodeFrame({ flag: Flag.Connack, sid: frame.sid, event: frame.event, meta: PROTOCOL_META, data: frame.data }));
+    this.ctx.sessionOnOpen(this);
+  }
+
+  // ----- sending -----------------------------------------------------------------------------------------
+
+  /**
+   * Queues a frame routed from `sender` (null when the broker itself is the source). When this session's
+   * queue is congested, the sender is paused and told with Pressure (spec §7).
+   */
+  deliverFrom(sender: Session | null, head: Buffer, body: Buffer | undefined, kind: OutboundKind): Delivery {
+    if (this.state === SessionState.Closed) return Delivery.Closed;
+    const result = this.outbound.push(head, body, kind);
+    if (result === Delivery.Queued) {
+      this.ctx.stats.deliveries++;
+      if (this.outbound.congested && sender !== null && sender !== this && !this.feeders.has(sender)) {
+        this.feeders.add(sender);
+        sender.pauseFor(this);
+      }
+    }
+    return result;
+  }
+
+  sendControl(frame: Buffer): void {
+    if (this.state !== SessionState.Closed) this.outbound.push(frame, undefined, OutboundKind.Control);
+  }
+
+  /** Alarm (spec §6): sid, event and meta of the frame it answers, meta `code` added, data the reason. */
+  sendAlarm(sid: string, event: string, metaString: string, code: number, text: string): void {
+    BrokerStats.inc(this.ctx.stats.alarms, code);
+    this.sendControl(encodeFrame({ flag: Flag.Alarm, sid, event, meta: metaAppend(metaString, 'code', String(code)), data: text }));
+  }
+
+  private sendClose(code: number, reason: string, text: string): void {
+    this.sendControl(encodeFrame({ flag: Flag.Close, meta: `code=${code}&reason=${reason}`, data: text }));
+  }
+
+  // ----- flow control (spec §7) --------------------------------------------------------------------------
+
+  /** Stops reading from this session until `target` drains; tells it with Pressure once per episode. */
+  private pauseFor(target: Session): void {
+    if (this.pausedOn.has(target)) return;
+    if (this.pausedOn.size === 0) this.connection.pause();
+    this.pausedOn.add(target);
+    this.ctx.stats.pressureSent++;
+    this.sendControl(encodeFrame({
+      flag: Flag.Pressure,
+      meta: `code=${PRESSURE_CODE}`,
+      data: `'${target.label}' is congested: slow down`,
+    }));
+  }
+
+  private resumeFrom(target: Session): void {
+    if (!this.pausedOn.delete(target)) return;
+    if (this.pausedOn.size === 0 && this.state !== SessionState.Closed) this.connection.resume();
+  }
+
+  private releaseFeeders(): void {
+    if (this.feeders.size === 0) return;
+    for (const feeder of this.feeders) feeder.resumeFrom(this);
+    this.feeders.clear();
+  }
+
+  outboundOnOverflow(queuedBytes: number): void {
+    this.ctx.stats.slowConsumers++;
+    this.close('slow_consumer', null, `outbound queue reached ${queuedBytes} bytes (limit ${this.ctx.settings.outbound.limitBytes})`, true);
+  }
+
+  // ----- ending ------------------------------------------------------------------------------------------
+
+  /**
+   * Ends the session: sends Close with `closeCode` (unless null), flushes and closes the connection, and
+   * releases everything at once. `abort` drops queued bytes instead (slow consumers).
+   */
+  close(reason: string, closeCode: number | null, detail: string, abort = false): void {
+    if (this.state === SessionState.Closed) return;
+    if (closeCode !== null && !abort) this.sendClose(closeCode, reason, detail);
+    this.release(reason, detail);
+    if (abort) this.connection.destroy(reason);
+    else this.connection.end(reason);
+  }
+
+  private protocolError(code: string, detail: string): void {
+    BrokerStats.inc(this.ctx.stats.protocolErrors, code);
+    this.close(code, CloseCode.ProtocolIllegal, detail);
+  }
+
+  private refuse(code: string, text: string): void {
+    BrokerStats.inc(this.ctx.stats.handshakesRefused, code);
+    this.close(code, CloseCode.Error, text);
+  }
+
+  /** Releases everything the session held (spec §3); idempotent. */
+  private release(reason: string, detail: string): void {
+    if (this.state === SessionState.Closed) return;
+    const wasOpen = this.state === SessionState.Open;
+    this.state = SessionState.Closed;
+    this.closeReason = reason;
+    this.decoder?.stop();
+    this.releaseFeeders();
+    for (const target of this.pausedOn) target.feeders.delete(this);
+    this.pausedOn.clear();
+    this.ctx.sessionOnClose(this, wasOpen, reason, detail);
+  }
+}
+
+/** The decoder limits for a connection: udp frames are bounded by the datagram size too (spec §1). */
+function sessionLimits(limits: FrameLimits, connection: Connection, udpMaxDatagram: number): FrameLimits {
+  if (connection.transport !== 'udp') return limits;
+  return { ...limits, maxFrame: Math.min(limits.maxFrame, udpMaxDatagram) };
+}

@@ -1,0 +1,64 @@
+import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, MiB, type FrameLimits } from '../protocol/limits.js';
+
+/** What to do with a session whose outbound queue reaches its limit (spec §7). */
+export type SlowConsumerPolicy = 'disconnect' | 'drop';
+
+export interface OutboundSettings {
+  /** Above this many queued bytes a session is congested: its feeders get Pressure (spec §7). */
+  highWaterBytes: number;
+  /** At this many queued bytes the slow-consumer policy applies. */
+  limitBytes: number;
+  /** `disconnect` closes the slow consumer; `drop` drops Messages to it (streams still disconnect). */
+  policy: SlowConsumerPolicy;
+}
+
+/** Everything the broker core needs to know; src/config builds it from YAML, flags and env. */
+export interface BrokerSettings {
+  limits: FrameLimits;
+  udpMaxDatagram: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutMs: number;
+  requestTimeoutMs: number;
+  streamTimeoutMs: number;
+  /** How often sessions are checked for handshake and idle timeouts. */
+  sweepIntervalMs: number;
+  /** Resolution of request/stream/fragment deadlines. */
+  timerResolutionMs: number;
+  outbound: OutboundSettings;
+  /**
+   * Fast path (principle 8): forward a Message's bytes untouched, keeping the sender's sid, instead of
+   * re-heading it with a fresh sid as the reference broker does. Safe because Message sids only matter for
+   * reassembling fragments and reference clients use random 32-hex sids. Off: every forwarded Message gets a
+   * broker-made sid.
+   */
+  forwardMessageBytes: boolean;
+  /** Fragmented frames in flight per session (each holds a route until its last fragment, spec §5). */
+  maxFragmentRoutesPerSession: number;
+  /** Open Request/Subscribe streams per session as requester. */
+  maxStreamsPerSession: number;
+}
+
+export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
+  limits: DEFAULT_FRAME_LIMITS,
+  udpMaxDatagram: DEFAULT_UDP_MAX_DATAGRAM,
+  handshakeTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  requestTimeoutMs: 10_000,
+  streamTimeoutMs: 2 * 60 * 60 * 1000,
+  sweepIntervalMs: 1_000,
+  timerResolutionMs: 50,
+  outbound: Object.freeze({ highWaterBytes: 1 * MiB, limitBytes: 64 * MiB, policy: 'disconnect' as SlowConsumerPolicy }),
+  forwardMessageBytes: true,
+  maxFragmentRoutesPerSession: 256,
+  maxStreamsPerSession: 10_000,
+});
+
+/** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */
+export function brokerSettings(overrides: Partial<BrokerSettings> = {}): BrokerSettings {
+  return {
+    ...DEFAULT_SETTINGS,
+    ...overrides,
+    limits: { ...DEFAULT_SETTINGS.limits, ...overrides.limits },
+    outbound: { ...DEFAULT_SETTINGS.outbound, ...overrides.outbound },
+  };
+}

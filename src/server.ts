@@ -1,0 +1,110 @@
+/**
+ * The wiring point (principle 6): builds the logger, the broker and the listeners from a config, starts
+ * them, and stops them in order. Tests start it on port 0; the CLI starts it from YAML and flags.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino, { type Logger } from 'pino';
+import { Broker } from './broker/broker.js';
+import type { AccessPolicy } from './broker/access.js';
+import type { EventRouting } from './broker/router.js';
+import { settingsFromConfig } from './config/load.js';
+import type { BrokerConfig } from './config/schema.js';
+import type { BoundAddress, Listener } from './transport/connection.js';
+import { TcpListener } from './transport/tcp.js';
+import { UdpListener } from './transport/udp.js';
+import { WsListener } from './transport/ws.js';
+
+export interface ServerOptions {
+  logger?: Logger;
+  access?: AccessPolicy;
+  events?: EventRouting;
+}
+
+export interface ServerAddresses {
+  tcp?: BoundAddress;
+  udp?: BoundAddress;
+  ws?: BoundAddress;
+  http?: BoundAddress;
+}
+
+export interface RunningServer {
+  readonly broker: Broker;
+  readonly addresses: ServerAddresses;
+  readonly logger: Logger;
+  /** Stops accepting, closes every session (Close frames flushed up to `deadlineMs`), closes the listeners. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export function createLogger(config: BrokerConfig): Logger {
+  if (config.log.pretty) {
+    return pino({ level: config.log.level, transport: { target: 'pino-pretty', options: { destination: 2 } } });
+  }
+  return pino({ level: config.log.level, base: { service: 'socketd-broker' } }, pino.destination(2));
+}
+
+export async function startServer(config: BrokerConfig, options: ServerOptions = {}): Promise<RunningServer> {
+  const logger = options.logger ?? createLogger(config);
+  const settings = settingsFromConfig(config);
+  const broker = new Broker({ settings, logger, access: options.access, events: options.events });
+  const { tcp, udp, ws } = config.listeners;
+  const highWaterMark = settings.outbound.highWaterBytes;
+  const listeners: [keyof ServerAddresses, Listener][] = [];
+  if (tcp.enabled) listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark }, broker.accept)]);
+  if (udp.enabled) listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram }, broker.accept)]);
+  if (ws.enabled) {
+    listeners.push(['ws', new WsListener({ host: ws.host, port: ws.port, maxPayload: settings.limits.maxFrame, highWaterMark }, broker.accept)]);
+  }
+  const addresses: ServerAddresses = {};
+  const started: Listener[] = [];
+  let httpServer: http.Server | null = null;
+  try {
+    for (const [name, listener] of listeners) {
+      addresses[name] = await listener.listen();
+      started.push(listener);
+    }
+    if (config.http.enabled) {
+      httpServer = http.createServer((req, res) => httpOnRequest(broker, req, res));
+      addresses.http = await listenHttp(httpServer, config.http.host, config.http.port);
+    }
+  } catch (error) {
+    await Promise.allSettled(started.map((l) => l.close()));
+    throw error;
+  }
+  logger.info({ event: 'broker_started', addresses }, 'socketd-broker listening');
+
+  let closed: Promise<void> | null = null;
+  const close = (deadlineMs = 5_000): Promise<void> => {
+    closed ??= (async () => {
+      await Promise.allSettled(started.map((l) => l.close()));
+      await broker.shutdown(deadlineMs);
+      if (httpServer !== null) await new Promise<void>((resolve) => httpServer!.close(() => resolve()).closeAllConnections());
+      logger.info({ event: 'broker_stopped' }, 'socketd-broker stopped');
+    })();
+    return closed;
+  };
+  return { broker, addresses, logger, close };
+}
+
+function listenHttp(server: http.Server, host: string, port: number): Promise<BoundAddress> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      resolve({ host: address.address, port: address.port });
+    });
+  });
+}
+
+/** Health endpoints; /metrics and the admin API come with the operations issue (#6). */
+function httpOnRequest(broker: Broker, req: http.IncomingMessage, res: http.ServerResponse): void {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/healthz' || path === '/readyz') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: 'ok', sessions: broker.sessionCount }));
+    return;
+  }
+  res.writeHead(404, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: 'not_found', path }));
+}

@@ -1,0 +1,5 @@
+export * from './connection.js';
+export * from './tcp.js';
+export * from './ws.js';
+export * from './udp.js';
+export * from './memory.js';

@@ -1,0 +1,304 @@
+/**
+ * `sd:tcp` and `sd:tcps` (spec §2): a length-prefixed byte stream. The adapter does not cut frames; it hands
+ * the session whatever chunks the socket reads (framing `stream`) and batches outbound frames per tick.
+ * Usable on both sides: wrap a socket accepted by {@link TcpListener} or one dialed with net/tls.connect.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type {
+  BoundAddress,
+  Connection,
+  ConnectionAcceptor,
+  ConnectionHandler,
+  Framing,
+  Listener,
+  TransportCloseCode,
+} from './connection.js';
+
+/** Default high-water mark of a connection's outbound buffer (pending + socket-buffered bytes). */
+export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+
+/** Up to this many pending bytes are copied into one buffer and written with one call; above, cork + writes. */
+const COALESCE_LIMIT = 64 * 1024;
+
+/** How long end() waits for the peer to close before destroying (a peer may leave a half-open socket). */
+const END_LINGER_MS = 5_000;
+
+const KEEPALIVE_DELAY_MS = 30_000;
+
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/** Maps a socket error to a close code: a broken connection is `reset`, anything else `error`. */
+export function classifySocketError(error: Error): TransportCloseCode {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code !== undefined && RESET_CODES.has(code) ? 'reset' : 'error';
+}
+
+export interface TcpConnectionOptions {
+  transport: 'tcp' | 'tcps';
+  /** Bytes above which write() returns false (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+export class TcpConnection implements Connection {
+  readonly transport: 'tcp' | 'tcps';
+  readonly framing: Framing = 'stream';
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly maxOutboundFrame = Infinity;
+
+  private readonly socket: net.Socket;
+  private readonly highWaterMark: number;
+  private handler: ConnectionHandler | null = null;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private flushScheduled = false;
+  private needDrain = false;
+  private isClosed = false;
+  private ending = false;
+  /** Set when we ended/destroyed the socket: the close is then `local` whatever the socket reports. */
+  private localReason: string | null = null;
+  private socketError: Error | null = null;
+  private closeCode: TransportCloseCode = 'local';
+  private closeDetail = '';
+  private lingerTimer: NodeJS.Timeout | null = null;
+
+  constructor(socket: net.Socket | tls.TLSSocket, options: TcpConnectionOptions) {
+    this.socket = socket;
+    this.transport = options.transport;
+    this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+
+    this.socketOnData = this.socketOnData.bind(this);
+    this.socketOnDrain = this.socketOnDrain.bind(this);
+    this.socketOnError = this.socketOnError.bind(this);
+    this.socketOnClose = this.socketOnClose.bind(this);
+    this.flush = this.flush.bind(this);
+    this.emitClose = this.emitClose.bind(this);
+    this.lingerOnTimeout = this.lingerOnTimeout.bind(this);
+
+    // Frames are small and latency matters more than packet count: we coalesce ourselves (see flush).
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
+    // 'error' is handled from the start so a failing socket never throws out of the adapter, even before start().
+    socket.on('error', this.socketOnError);
+    socket.on('close', this.socketOnClose);
+    socket.on('drain', this.socketOnDrain);
+    if (socket.destroyed) this.finish(socket.errored ? classifySocketError(socket.errored) : 'peer_closed', 'closed before start');
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  start(handler: ConnectionHandler): void {
+    if (this.handler !== null) throw new Error('TcpConnection.start called twice');
+    this.handler = handler;
+    if (this.isClosed) {
+      process.nextTick(this.emitClose);
+      return;
+    }
+    // Reading starts here (no 'data' listener before), so no bytes are lost between accept and start.
+    // A pause() called before start keeps the stream paused: attaching 'data' does not resume it then.
+    this.socket.on('data', this.socketOnData);
+  }
+
+  /** Returns true when closed or ending: nothing is queued then and no drain follows. */
+  write(head: Buffer, body?: Buffer): boolean {
+    if (this.isClosed || this.ending) return true;
+    this.pending.push(head);
+    this.pendingBytes += head.length;
+    if (body !== undefined && body.length > 0) {
+      this.pending.push(body);
+      this.pendingBytes += body.length;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+    if (this.bufferedBytes > this.highWaterMark) {
+      this.needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  end(reason: string): void {
+    if (this.isClosed || this.ending) return;
+    this.ending = true;
+    this.localReason = reason;
+    this.flush();
+    this.socket.end();
+    // We must read the peer's FIN for the socket to close, so reading resumes; a peer that never closes
+    // is cut off after the linger time.
+    this.socket.resume();
+    this.lingerTimer = setTimeout(this.lingerOnTimeout, END_LINGER_MS);
+    this.lingerTimer.unref();
+  }
+
+  destroy(reason: string): void {
+    if (this.isClosed) return;
+    if (this.localReason === null) this.localReason = reason;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.socket.destroy();
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const chunks = this.pending;
+    const count = chunks.length;
+    if (count === 0 || this.socket.destroyed) return;
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (count === 1) {
+      this.socket.write(chunks[0]!);
+    } else if (bytes <= COALESCE_LIMIT) {
+      // One copy is cheaper than one syscall (or one writev entry) per small frame.
+      this.socket.write(Buffer.concat(chunks, bytes));
+    } else {
+      this.socket.cork();
+      for (let i = 0; i < count; i++) this.socket.write(chunks[i]!);
+      this.socket.uncork();
+    }
+    // The socket may have taken everything synchronously without ever needing its own 'drain' (our mark can
+    // be below the socket's 16 KiB one): report the drain here then.
+    if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
+  }
+
+  private checkDrain(): void {
+    if (!this.needDrain || this.isClosed || this.bufferedBytes > this.highWaterMark) return;
+    this.needDrain = false;
+    this.handler?.connectionOnDrain();
+  }
+
+  private socketOnData(chunk: Buffer): void {
+    if (this.isClosed) return;
+    this.handler?.connectionOnData(chunk);
+  }
+
+  private socketOnDrain(): void {
+    this.checkDrain();
+  }
+
+  private socketOnError(error: Error): void {
+    // 'close' follows; the first error decides the close code.
+    if (this.socketError === null) this.socketError = error;
+  }
+
+  private socketOnClose(): void {
+    if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+    if (this.localReason !== null) this.finish('local', this.localReason);
+    else if (this.socketError !== null) this.finish(classifySocketError(this.socketError), this.socketError.message);
+    // allowHalfOpen is false, so a peer FIN ends our side too and the socket closes cleanly.
+    else this.finish('peer_closed', 'peer closed the connection');
+  }
+
+  private lingerOnTimeout(): void {
+    this.lingerTimer = null;
+    this.socket.destroy();
+  }
+
+  private finish(code: TransportCloseCode, detail: string): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeCode = code;
+    this.closeDetail = detail;
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.handler !== null) this.emitClose();
+  }
+
+  private emitClose(): void {
+    this.handler?.connectionOnClose(this.closeCode, this.closeDetail);
+  }
+}
+
+/** Server-side TLS settings for `sd:tcps` / `sd:wss`: key and cert are required, the rest is Node's. */
+export type TlsServerOptions = tls.TlsOptions & Required<Pick<tls.TlsOptions, 'key' | 'cert'>>;
+
+export interface TcpListenerOptions {
+  host: string;
+  port: number;
+  /** When given, the listener speaks `sd:tcps`. */
+  tls?: TlsServerOptions;
+  /** Passed to each connection (default 1 MiB). */
+  highWaterMark?: number;
+}
+
+export class TcpListener implements Listener {
+  readonly transport: 'tcp' | 'tcps';
+  private readonly options: TcpListenerOptions;
+  private readonly acceptor: ConnectionAcceptor;
+  private readonly server: net.Server;
+  private closing = false;
+
+  constructor(options: TcpListenerOptions, acceptor: ConnectionAcceptor) {
+    this.options = options;
+    this.acceptor = acceptor;
+    this.transport = options.tls === undefined ? 'tcp' : 'tcps';
+    this.serverOnConnection = this.serverOnConnection.bind(this);
+    this.serverOnError = this.serverOnError.bind(this);
+    // For tls.Server the connection listener is bound to 'secureConnection': sockets arrive after the handshake.
+    this.server =
+      options.tls === undefined
+        ? net.createServer({ noDelay: true }, this.serverOnConnection)
+        : tls.createServer(options.tls, this.serverOnConnection);
+    // Errors after listen() (e.g. EMFILE on accept) must not crash the process; listen() handles its own.
+    this.server.on('error', this.serverOnError);
+  }
+
+  listen(): Promise<BoundAddress> {
+    return new Promise<BoundAddress>((resolve, reject) => {
+      const onError = (error: Error): void => reject(error);
+      this.server.once('error', onError);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.removeListener('error', onError);
+        const address = this.server.address() as net.AddressInfo;
+        resolve({ host: address.address, port: address.port });
+      });
+    });
+  }
+
+  /**
+   * Stops accepting. server.close() releases the listening socket at once but calls back only when every
+   * accepted connection has ended, which the Listener contract says not to wait for (open connections are
+   * the sessions' business), so we resolve once the listening handle is gone.
+   */
+  close(): Promise<void> {
+    if (this.closing) return Promise.resolve();
+    this.closing = true;
+    if (!this.server.listening) return Promise.resolve();
+    this.server.close();
+    return new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  private serverOnConnection(socket: net.Socket): void {
+    // A tls handshake that completes after close() belongs to a connection we no longer accept.
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const connectionOptions: TcpConnectionOptions = { transport: this.transport as 'tcp' | 'tcps' };
+    if (this.options.highWaterMark !== undefined) connectionOptions.highWaterMark = this.options.highWaterMark;
+    this.acceptor(new TcpConnection(socket, connectionOptions));
+  }
+
+  private serverOnError(): void {
+    // Reported through listen()'s rejection when binding; accept errors are transient and not fatal.
+  }
+}
