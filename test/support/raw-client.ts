@@ -1,0 +1,216 @@
+/**
+ * A raw Socket.D peer for integration tests: real sockets (tcp, ws, udp), frames built with the codec, every
+ * received frame recorded. Deliberately not the SDK, so broker tests see the exact bytes on the wire.
+ */
+import net from 'node:net';
+import dgram from 'node:dgram';
+import { randomUUID } from 'node:crypto';
+import WebSocket from 'ws';
+import {
+  DEFAULT_FRAME_LIMITS,
+  Flag,
+  FrameDecoder,
+  MessageDecoder,
+  encodeBare,
+  encodeFrame,
+  flagLabel,
+  type Frame,
+  type FrameError,
+  type FrameFields,
+  type FrameSink,
+} from '../../src/protocol/index.js';
+
+export type RawTransport = 'tcp' | 'ws' | 'udp';
+
+export interface RawConnectOptions {
+  /** The `@` name to claim (added to the URL query). */
+  name?: string;
+  /** Extra URL query, e.g. `token=abc`. */
+  query?: string;
+  /** Extra Connect metas, e.g. `sub=chat.*`. */
+  meta?: string;
+  /** Expect Connack (default) or return right after sending Connect. */
+  awaitConnack?: boolean;
+}
+
+export function sid(): string {
+  return randomUUID().replace(/-/g, '');
+}
+
+export class RawClient implements FrameSink {
+  readonly frames: Frame[] = [];
+  readonly errors: FrameError[] = [];
+  closed = false;
+  private waiters: { match: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
+  private closeWaiters: (() => void)[] = [];
+  private readonly decoder = new FrameDecoder(DEFAULT_FRAME_LIMITS);
+  private readonly messageDecoder = new MessageDecoder(DEFAULT_FRAME_LIMITS);
+  private consumed = 0;
+
+  private constructor(
+    readonly transport: RawTransport,
+    private readonly sendRaw: (bytes: Buffer) => void,
+    private readonly closeRaw: () => void,
+  ) {}
+
+  /** Opens the socket only (no Connect). */
+  static async open(transport: RawTransport, port: number, host = '127.0.0.1'): Promise<RawClient> {
+    if (transport === 'tcp') {
+      const socket = net.connect(port, host);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', resolve);
+        socket.once('error', reject);
+      });
+      socket.setNoDelay(true);
+      const client: RawClient = new RawClient('tcp', (b) => socket.write(b), () => socket.destroy());
+      socket.on('data', (chunk) => client.decoder.push(chunk, client));
+      socket.on('error', () => undefined);
+      socket.on('close', () => client.markClosed());
+      return client;
+    }
+    if (transport === 'ws') {
+      const ws = new WebSocket(`ws://${host}:${port}/`, ['Socket.D']);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      const client: RawClient = new RawClient('ws', (b) => ws.send(b), () => ws.terminate());
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        if (!isBinary) throw new Error('broker sent a text message');
+        client.onMessage(data);
+      });
+      ws.on('error', () => undefined);
+      ws.on('close', () => client.markClosed());
+      return client;
+    }
+    const socket = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => socket.connect(port, host, resolve));
+    const client: RawClient = new RawClient('udp', (b) => socket.send(b), () => {
+      try {
+        socket.close();
+      } catch {
+        // already closed
+      }
+      client.markClosed();
+    });
+    socket.on('message', (msg) => client.onMessage(msg));
+    socket.on('error', () => undefined);
+    return client;
+  }
+
+  /** Opens the socket and completes the handshake. */
+  static async connect(transport: RawTransport, port: number, options: RawConnectOptions = {}): Promise<RawClient> {
+    const client = await RawClient.open(transport, port);
+    await client.handshake(port, options);
+    return client;
+  }
+
+  async handshake(port: number, options: RawConnectOptions = {}): Promise<Frame | null> {
+    const query = [options.name !== undefined ? `@=${options.name}` : '', options.query ?? ''].filter((s) => s).join('&');
+    const url = `${this.transport}://127.0.0.1:${port}${this.transport === 'ws' ? '/' : ''}${query ? `?${query}` : ''}`;
+    const connectSid = sid();
+    this.send({ flag: Flag.Connect, sid: connectSid, event: url, meta: `Socket.D=1.0${options.meta ? `&${options.meta}` : ''}`, data: url });
+    if (options.awaitConnack === false) return null;
+    const reply = await this.next((f) => f.flag === Flag.Connack || f.flag === Flag.Close);
+    if (reply.flag !== Flag.Connack) throw new Error(`handshake refused: ${reply.metaString} ${reply.data.toString()}`);
+    return reply;
+  }
+
+  send(fields: FrameFields): string {
+    const frameSid = fields.sid ?? sid();
+    this.sendRaw(encodeFrame({ ...fields, sid: frameSid }));
+    return frameSid;
+  }
+
+  sendBytes(bytes: Buffer): void {
+    this.sendRaw(bytes);
+  }
+
+  ping(): void {
+    this.sendRaw(encodeBare(Flag.Ping));
+  }
+
+  /** Resolves with the first frame received (from now or already buffered and not yet consumed) that matches. */
+  next(match: (f: Frame) => boolean = () => true, timeoutMs = 3000): Promise<Frame> {
+    for (let i = this.consumed; i < this.frames.length; i++) {
+      if (match(this.frames[i])) {
+        const [frame] = this.frames.splice(i, 1);
+        return Promise.resolve(frame);
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        match,
+        resolve: (f: Frame) => {
+          clearTimeout(timer);
+          resolve(f);
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        const seen = this.frames.map((f) => `${flagLabel(f.flag)}(${f.event})`).join(', ');
+        reject(new Error(`no matching frame within ${timeoutMs} ms on ${this.transport}; unconsumed: [${seen}]`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  nextFlag(flag: number, timeoutMs?: number): Promise<Frame> {
+    return this.next((f) => f.flag === flag, timeoutMs);
+  }
+
+  /** Waits for the sid's frame with one of the flags. */
+  nextFor(frameSid: string, timeoutMs?: number): Promise<Frame> {
+    return this.next((f) => f.sid === frameSid, timeoutMs);
+  }
+
+  /** Resolves when the socket is closed by the broker. */
+  waitClosed(timeoutMs = 3000): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.transport} connection still open after ${timeoutMs} ms`)), timeoutMs);
+      this.closeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Collects frames for `ms` and returns those not consumed yet that match. */
+  async collect(ms: number, match: (f: Frame) => boolean = () => true): Promise<Frame[]> {
+    await new Promise((r) => setTimeout(r, ms));
+    const out = this.frames.filter(match);
+    for (const f of out) this.frames.splice(this.frames.indexOf(f), 1);
+    return out;
+  }
+
+  close(): void {
+    this.closeRaw();
+  }
+
+  onFrame(frame: Frame): void {
+    const i = this.waiters.findIndex((w) => w.match(frame));
+    if (i !== -1) {
+      const [waiter] = this.waiters.splice(i, 1);
+      waiter.resolve(frame);
+      return;
+    }
+    this.frames.push(frame);
+  }
+
+  onFrameError(error: FrameError): void {
+    this.errors.push(error);
+  }
+
+  private onMessage(data: Buffer): void {
+    const result = this.messageDecoder.decode(data);
+    if ('flag' in result && !(result instanceof Error)) this.onFrame(result as Frame);
+    else this.onFrameError(result as FrameError);
+  }
+
+  private markClosed(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.closeWaiters.splice(0)) w();
+  }
+}
