@@ -57,6 +57,8 @@ export function settingsFromConfig(config: BrokerConfig): BrokerSettings {
     idleTimeoutMs: timeouts.idleMs,
     requestTimeoutMs: timeouts.requestMs,
     streamTimeoutMs: timeouts.streamMs,
+    // Timeouts fire at most a quarter late, checked at least once a second.
+    sweepIntervalMs: Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.handshakeMs, timeouts.idleMs) / 4))),
     outbound: { highWaterBytes: flow.outboundHighWaterBytes, limitBytes: flow.outboundLimitBytes, policy: flow.slowConsumerPolicy },
     forwardMessageBytes: config.fastPaths.forwardMessageBytes,
   });

@@ -212,7 +212,15 @@ export class UdpListener implements Listener {
     this.closing = true;
     for (const connection of [...this.connections.values()]) connection.closeWith('listener_closed', 'udp listener closed');
     this.connections.clear();
-    if (!this.listening) return Promise.resolve();
+    if (!this.listening) {
+      // A socket whose bind failed still holds a handle; closing it is all there is to do.
+      try {
+        this.socket.close();
+      } catch {
+        // already closed
+      }
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => this.socket.close(() => resolve()));
   }
 

@@ -143,6 +143,22 @@ test('tcp: write returns false above the high-water mark and drain follows once 
   await server.listener.close();
 });
 
+test('tcp: with a mark below the socket\'s own, drain follows the flush', async () => {
+  const server = await startListener({ highWaterMark: 1024 });
+  const client = await dial(server.port);
+  const received = collect(client);
+  const { connection, handler } = await server.next();
+  assert.equal(connection.write(Buffer.alloc(2048, 1)), false);
+  await waitFor(() => handler.drains === 1, 'drain after the flush');
+  assert.equal(connection.bufferedBytes, 0);
+  await waitFor(() => received.bytes().length === 2048, 'bytes at the client');
+  await nextTicks();
+  assert.equal(handler.drains, 1);
+  client.end();
+  await handler.closed;
+  await server.listener.close();
+});
+
 test('tcp: pause stops delivery and resume restarts it', async () => {
   const server = await startListener({}, (connection) => connection.pause());
   const client = await dial(server.port);
@@ -247,9 +263,14 @@ test('tcp: listen rejects when the port is taken', async () => {
   await first.listener.close();
 });
 
-test('tcps: TLS round trip', async () => {
+test('tcps: TLS round trip; a client failing the handshake is never accepted', async () => {
   const { key, cert } = selfSignedCert();
   const server = await startListener({ tls: { key, cert } });
+  const plain = await dial(server.port);
+  plain.write(Buffer.from('not a TLS client hello\r\n\r\n'));
+  plain.on('error', () => {});
+  await once(plain, 'close');
+  await nextTicks();
   assert.equal(server.listener.transport, 'tcps');
   const raw = tls.connect({ host: '127.0.0.1', port: server.port, ca: cert, servername: 'localhost' });
   await once(raw, 'secureConnect');
@@ -259,6 +280,7 @@ test('tcps: TLS round trip', async () => {
   client.start(clientHandler);
   const { connection, handler } = await server.next();
   assert.equal(connection.transport, 'tcps');
+  assert.equal(connection.remotePort, raw.localPort, 'the plain client was not handed over');
 
   client.write(frame(10, 'connect'), Buffer.from('!'));
   await waitFor(() => handler.bytes.length === 16, 'bytes at the server');

@@ -218,3 +218,11 @@ test('udp: dialUdp gives a client-side connection to a listener', async () => {
   await server.listener.close();
   assert.equal((await handler.closed).code, 'listener_closed');
 });
+
+test('udp: listen rejects when the port is taken, and close still succeeds', async () => {
+  const first = await startListener();
+  const second = new UdpListener({ host: '127.0.0.1', port: first.port }, () => assert.fail('no connection expected'));
+  await assert.rejects(second.listen(), { code: 'EADDRINUSE' });
+  await second.close();
+  await first.listener.close();
+});
