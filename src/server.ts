@@ -7,7 +7,8 @@ import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
 import type { AccessPolicy } from './broker/access.js';
-import type { EventRouting } from './broker/router.js';
+import { EventRouter } from './broker/event-router.js';
+import { BrokerStats } from './broker/stats.js';
 import { settingsFromConfig } from './config/load.js';
 import type { BrokerConfig } from './config/schema.js';
 import type { BoundAddress, Listener } from './transport/connection.js';
@@ -18,7 +19,6 @@ import { WsListener } from './transport/ws.js';
 export interface ServerOptions {
   logger?: Logger;
   access?: AccessPolicy;
-  events?: EventRouting;
 }
 
 export interface ServerAddresses {
@@ -30,6 +30,7 @@ export interface ServerAddresses {
 
 export interface RunningServer {
   readonly broker: Broker;
+  readonly events: EventRouter;
   readonly addresses: ServerAddresses;
   readonly logger: Logger;
   /** Stops accepting, closes every session (Close frames flushed up to `deadlineMs`), closes the listeners. */
@@ -46,7 +47,13 @@ export function createLogger(config: BrokerConfig): Logger {
 export async function startServer(config: BrokerConfig, options: ServerOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config);
   const settings = settingsFromConfig(config);
-  const broker = new Broker({ settings, logger, access: options.access, events: options.events });
+  const stats = new BrokerStats();
+  const events = new EventRouter({
+    maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
+    matchCacheSize: config.fastPaths.matchCacheSize,
+    maxPatternBytes: settings.limits.maxEvent,
+  }, stats);
+  const broker = new Broker({ settings, logger, stats, access: options.access, events, observers: [events] });
   const { tcp, udp, ws } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
@@ -83,7 +90,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     })();
     return closed;
   };
-  return { broker, addresses, logger, close };
+  return { broker, events, addresses, logger, close };
 }
 
 function listenHttp(server: http.Server, host: string, port: number): Promise<BoundAddress> {

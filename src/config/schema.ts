@@ -23,10 +23,11 @@ export interface BrokerConfig {
     udpMaxDatagram: number;
     maxStreamsPerSession: number;
     maxFragmentRoutesPerSession: number;
+    maxSubscriptionsPerSession: number;
   };
   timeouts: { handshakeMs: number; idleMs: number; requestMs: number; streamMs: number };
   flow: { outboundHighWaterBytes: number; outboundLimitBytes: number; slowConsumerPolicy: 'disconnect' | 'drop' };
-  fastPaths: { forwardMessageBytes: boolean };
+  fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
 }
 
@@ -44,6 +45,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     udpMaxDatagram: DEFAULT_SETTINGS.udpMaxDatagram,
     maxStreamsPerSession: DEFAULT_SETTINGS.maxStreamsPerSession,
     maxFragmentRoutesPerSession: DEFAULT_SETTINGS.maxFragmentRoutesPerSession,
+    maxSubscriptionsPerSession: 10_000,
   },
   timeouts: {
     handshakeMs: DEFAULT_SETTINGS.handshakeTimeoutMs,
@@ -56,7 +58,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     outboundLimitBytes: DEFAULT_SETTINGS.outbound.limitBytes,
     slowConsumerPolicy: DEFAULT_SETTINGS.outbound.policy,
   },
-  fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes },
+  fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false },
 });
 
@@ -84,6 +86,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     udpMaxDatagram: { kind: 'int', min: 14, max: 65507 },
     maxStreamsPerSession: positive(1_000_000),
     maxFragmentRoutesPerSession: positive(100_000),
+    maxSubscriptionsPerSession: positive(10_000_000),
   },
   timeouts: {
     handshakeMs: positive(DAY),
@@ -96,7 +99,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     outboundLimitBytes: positive(1 << 30),
     slowConsumerPolicy: { kind: 'enum', values: ['disconnect', 'drop'] },
   },
-  fastPaths: { forwardMessageBytes: { kind: 'bool' } },
+  fastPaths: { forwardMessageBytes: { kind: 'bool' }, matchCacheSize: { kind: 'int', min: 0, max: 10_000_000 } },
   log: {
     level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     pretty: { kind: 'bool' },

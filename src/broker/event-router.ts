@@ -1,0 +1,314 @@
+/**
+ * Routing by event (spec §4.2): subscriptions, queue groups, control events and presence.
+ *
+ * - Message: once to every session with a matching subscription (however many of its patterns match),
+ *   never the sender, plus one member of each matching queue group, round robin.
+ * - Request, Subscribe: exactly one matching session, round robin across all of them.
+ * - `$sub`, `$unsub`, `$presence` control events: as Request acknowledged by ReplyEnd (or Alarm), as Message
+ *   unanswered unless they fail. Other `$` events from clients are refused with Alarm 4003.
+ * - Presence is tracked for exact patterns (no wildcard): a chat room is an event, its members are the
+ *   sessions subscribed to exactly that event, and `presence=1` subscribers hear `$presence.join/leave`.
+ */
+import { randomUUID } from 'node:crypto';
+import { Flag } from '../protocol/flags.js';
+import { AlarmCode } from '../protocol/codes.js';
+import { encodeFrame } from '../protocol/codec.js';
+import type { Frame } from '../protocol/frame.js';
+import type { EventRouting } from './router.js';
+import type { SessionObserver } from './broker.js';
+import type { Session } from './session.js';
+import { BrokerStats } from './stats.js';
+import { SubscriptionIndex, isExactPattern, patternProblem, type Subscription } from './subscription-index.js';
+
+export interface EventRouterOptions {
+  /** Subscriptions one session may hold (spec §8 limits). */
+  maxSubscriptionsPerSession: number;
+  /** Events whose matches are cached; 0 switches the cache off. */
+  matchCacheSize: number;
+  /** Longest pattern in bytes (the event limit). */
+  maxPatternBytes: number;
+}
+
+/** One session's subscription. */
+interface EventSubscription extends Subscription<Session> {
+  presence: boolean;
+  readonly since: number;
+}
+
+/** A session's membership of an exact event (a "room"). */
+interface Member {
+  since: number;
+  /** How many of the session's subscriptions name exactly this event (groups differ). */
+  count: number;
+}
+
+export interface PresenceEntry {
+  id: string;
+  name: string;
+  transport: string;
+  since: string;
+}
+
+export class EventRouter implements EventRouting, SessionObserver {
+  readonly index: SubscriptionIndex<Session>;
+  /** Each session's subscriptions by `pattern \0 group`. */
+  private readonly bySession = new Map<Session, Map<string, EventSubscription>>();
+  /** Exact events and their members, for presence. */
+  private readonly rooms = new Map<string, Map<Session, Member>>();
+  /** Sessions that asked for join/leave notices of an exact event. */
+  private readonly watchers = new Map<string, Set<Session>>();
+  private readonly groupCursors = new Map<string, number>();
+  private requestCursor = 0;
+  private readonly noticePrefix = randomUUID().slice(0, 8);
+  private noticeCount = 0;
+
+  constructor(
+    private readonly options: EventRouterOptions,
+    private readonly stats: BrokerStats,
+  ) {
+    this.index = new SubscriptionIndex<Session>({ cacheSize: options.matchCacheSize });
+  }
+
+  get subscriptionCount(): number {
+    return this.index.size;
+  }
+
+  subscriptionsOf(session: Session): readonly EventSubscription[] {
+    return [...(this.bySession.get(session)?.values() ?? [])];
+  }
+
+  // ----- routing -----------------------------------------------------------------------------------------
+
+  resolve(sender: Session, frame: Frame, targets: Session[]): boolean {
+    const event = frame.event;
+    if (event.charCodeAt(0) === 36 /* $ */) {
+      this.control(sender, frame);
+      return false;
+    }
+    if (event.length === 0) {
+      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest, 'A frame without @ needs an event to route by');
+      return false;
+    }
+    const match = this.index.match(event);
+    if (frame.flag === Flag.Message) {
+      for (const s of match.subscribers) if (s !== sender) targets.push(s);
+      for (const group of match.groups) {
+        const pick = this.pickInGroup(group.name, group.members, sender);
+        if (pick !== null && !targets.includes(pick)) targets.push(pick);
+      }
+      return true;
+    }
+    // Request / Subscribe: exactly one, round robin over every distinct matching session.
+    const candidates = match.groups.length === 0 ? match.subscribers : distinctCandidates(match.subscribers, match.groups);
+    const n = candidates.length;
+    for (let tries = 0; tries < n; tries++) {
+      const pick = candidates[this.requestCursor++ % n];
+      if (pick !== sender) {
+        targets.push(pick);
+        break;
+      }
+    }
+    return true;
+  }
+
+  private pickInGroup(name: string, members: readonly Session[], sender: Session): Session | null {
+    const n = members.length;
+    let cursor = this.groupCursors.get(name) ?? 0;
+    for (let tries = 0; tries < n; tries++) {
+      const pick = members[cursor % n];
+      cursor = (cursor + 1) % 0x40000000;
+      if (pick !== sender) {
+        this.groupCursors.set(name, cursor);
+        return pick;
+      }
+    }
+    this.groupCursors.set(name, cursor);
+    return null;
+  }
+
+  // ----- control events ----------------------------------------------------------------------------------
+
+  private control(sender: Session, frame: Frame): void {
+    const isRequest = frame.flag === Flag.Request || frame.flag === Flag.Subscribe;
+    switch (frame.event) {
+      case '$sub': {
+        const problem = this.subscribe(sender, frame.meta('event') ?? '', frame.meta('group') ?? '', frame.meta('presence') === '1');
+        this.answer(sender, frame, isRequest, problem);
+        return;
+      }
+      case '$unsub': {
+        const problem = this.unsubscribe(sender, frame.meta('event') ?? '', frame.meta('group') ?? '');
+        this.answer(sender, frame, isRequest, problem);
+        return;
+      }
+      case '$presence': {
+        const event = frame.meta('event') ?? '';
+        if (event.length === 0 || !isExactPattern(event)) {
+          this.answer(sender, frame, true, [AlarmCode.BadRequest, "$presence needs meta 'event' naming one exact event"]);
+          return;
+        }
+        if (!isRequest) return;
+        const data = JSON.stringify(this.presence(event));
+        sender.sendControl(encodeFrame({ flag: Flag.ReplyEnd, sid: frame.sid, event: frame.event, meta: `event=${event}`, data }));
+        return;
+      }
+      default:
+        BrokerStats.inc(this.stats.dropped, 'reserved_event');
+        sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Forbidden,
+          `Events starting with '$' are reserved for the broker ('${frame.event}' is not one of $sub, $unsub, $presence)`);
+    }
+  }
+
+  /** Acknowledges a control Request with ReplyEnd, or answers a failure (Request or Message) with an Alarm. */
+  private answer(sender: Session, frame: Frame, isRequest: boolean, problem: [number, string] | null): void {
+    if (problem !== null) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, problem[0], problem[1]);
+      return;
+    }
+    if (isRequest) sender.sendControl(encodeFrame({ flag: Flag.ReplyEnd, sid: frame.sid, event: frame.event, meta: frame.metaString }));
+  }
+
+  /** Adds a subscription; returns the Alarm code and text when refused (nothing changed then). */
+  subscribe(session: Session, pattern: string, group: string, presence: boolean): [number, string] | null {
+    const problem = patternProblem(pattern, this.options.maxPatternBytes);
+    if (problem !== null) return [AlarmCode.BadRequest, `Invalid pattern '${pattern}': ${problem}`];
+    if (group.length > 0 && !/^[^\s&=]{1,128}$/.test(group)) return [AlarmCode.BadRequest, `Invalid group '${group}'`];
+    let mine = this.bySession.get(session);
+    const key = `${pattern}\u0000${group}`;
+    const existing = mine?.get(key);
+    if (existing !== undefined) {
+      // Idempotent; asking for presence later turns it on.
+      if (presence && !existing.presence) {
+        existing.presence = true;
+        this.watch(session, pattern);
+      }
+      return null;
+    }
+    if ((mine?.size ?? 0) >= this.options.maxSubscriptionsPerSession) {
+      BrokerStats.inc(this.stats.dropped, 'subscription_limit');
+      return [AlarmCode.Congested, `Too many subscriptions (limit ${this.options.maxSubscriptionsPerSession})`];
+    }
+    const sub: EventSubscription = { subscriber: session, pattern, group, presence, since: Date.now() };
+    if (mine === undefined) {
+      mine = new Map();
+      this.bySession.set(session, mine);
+    }
+    mine.set(key, sub);
+    this.index.add(sub);
+    if (presence) this.watch(session, pattern);
+    if (isExactPattern(pattern)) this.join(session, pattern);
+    return null;
+  }
+
+  unsubscribe(session: Session, pattern: string, group: string): [number, string] | null {
+    if (pattern.length === 0) return [AlarmCode.BadRequest, "$unsub needs meta 'event' with the pattern to remove"];
+    const mine = this.bySession.get(session);
+    const key = `${pattern}\u0000${group}`;
+    const sub = mine?.get(key);
+    if (sub === undefined) return null; // idempotent, as in NATS
+    mine!.delete(key);
+    if (mine!.size === 0) this.bySession.delete(session);
+    this.drop(session, sub);
+    return null;
+  }
+
+  private drop(session: Session, sub: EventSubscription): void {
+    this.index.remove(sub);
+    if (isExactPattern(sub.pattern)) this.leave(session, sub.pattern);
+    if (sub.presence) this.unwatch(session, sub.pattern);
+  }
+
+  // ----- presence ----------------------------------------------------------------------------------------
+
+  presence(event: string): PresenceEntry[] {
+    const room = this.rooms.get(event);
+    if (room === undefined) return [];
+    return [...room].map(([s, m]) => ({ id: s.id, name: s.name, transport: s.transport, since: new Date(m.since).toISOString() }));
+  }
+
+  private join(session: Session, event: string): void {
+    let room = this.rooms.get(event);
+    if (room === undefined) {
+      room = new Map();
+      this.rooms.set(event, room);
+    }
+    const member = room.get(session);
+    if (member !== undefined) {
+      member.count++;
+      return;
+    }
+    room.set(session, { since: Date.now(), count: 1 });
+    this.notify(event, session, '$presence.join');
+  }
+
+  private leave(session: Session, event: string): void {
+    const room = this.rooms.get(event);
+    const member = room?.get(session);
+    if (room === undefined || member === undefined) return;
+    if (--member.count > 0) return;
+    room.delete(session);
+    if (room.size === 0) this.rooms.delete(event);
+    this.notify(event, session, '$presence.leave');
+  }
+
+  private watch(session: Session, event: string): void {
+    if (!isExactPattern(event)) return;
+    let set = this.watchers.get(event);
+    if (set === undefined) {
+      set = new Set();
+      this.watchers.set(event, set);
+    }
+    set.add(session);
+  }
+
+  private unwatch(session: Session, event: string): void {
+    const set = this.watchers.get(event);
+    if (set === undefined) return;
+    // Still watching through another subscription (another group) to the same event?
+    const mine = this.bySession.get(session);
+    if (mine !== undefined) for (const s of mine.values()) if (s.presence && s.pattern === event) return;
+    set.delete(session);
+    if (set.size === 0) this.watchers.delete(event);
+  }
+
+  /** `$presence.join` / `$presence.leave` to the event's watchers, the subject excluded (spec §4.2). */
+  private notify(event: string, subject: Session, kind: string): void {
+    const set = this.watchers.get(event);
+    if (set === undefined || (set.size === 1 && set.has(subject))) return;
+    const notice = encodeFrame({
+      flag: Flag.Message,
+      sid: `${this.noticePrefix}${(this.noticeCount++).toString(36)}`,
+      event: kind,
+      meta: `event=${event}&id=${subject.id}&name=${subject.name}`,
+    });
+    for (const watcher of set) if (watcher !== subject) watcher.sendControl(notice);
+  }
+
+  // ----- session life ------------------------------------------------------------------------------------
+
+  /** Subscriptions named in the handshake: `sub=` comma-separated patterns (issue #4). */
+  sessionOpened(session: Session): void {
+    const list = session.params.get('sub');
+    if (list === undefined || list.length === 0) return;
+    for (const pattern of list.split(',')) {
+      if (pattern.length === 0) continue;
+      const problem = this.subscribe(session, pattern, '', false);
+      if (problem !== null) session.sendAlarm('', '$sub', `event=${pattern}`, problem[0], problem[1]);
+    }
+  }
+
+  /** A session's subscriptions disappear with it, and its rooms hear it leave. */
+  sessionClosed(session: Session, wasOpen: boolean): void {
+    if (!wasOpen) return;
+    const mine = this.bySession.get(session);
+    if (mine === undefined) return;
+    this.bySession.delete(session);
+    for (const sub of mine.values()) this.drop(session, sub);
+  }
+}
+
+function distinctCandidates(subscribers: readonly Session[], groups: readonly { members: readonly Session[] }[]): Session[] {
+  const out = subscribers.slice();
+  for (const group of groups) for (const m of group.members) if (!out.includes(m)) out.push(m);
+  return out;
+}
