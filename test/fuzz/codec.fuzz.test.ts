@@ -133,17 +133,22 @@ describe('fuzz: valid frames', () => {
 // -----------------------------------------------------------------------------------------------------------
 
 /** Small limits, so the generated frames run into them often. */
-const SMALL: FrameLimits = { maxSid: 8, maxEvent: 12, maxMeta: 16, maxData: 48, maxFrame: 96 };
+const SMALL: FrameLimits = { maxSid: 8, maxEvent: 12, maxMeta: 16, maxData: 48, maxFrame: 110 };
+
+/** A string of a uniformly chosen length (fast-check favours short ones), so lengths near the limits are common. */
+function sized(units: string[], maxLength: number): fc.Arbitrary<string> {
+  return fc.integer({ min: 0, max: maxLength }).chain((n) => fc.string({ unit: fc.constantFrom(...units), minLength: n, maxLength: n }));
+}
 
 /** Frames around the small limits (some over them). */
 const nearLimitSpec: fc.Arbitrary<Spec> = fc
   .record({
     flag: fc.constantFrom(...FLAGS),
     bareChoice: fc.boolean(),
-    sid: fc.string({ unit: fc.constantFrom('s', 'é', '\u0000'), maxLength: 10 }),
-    event: fc.string({ unit: fc.constantFrom('e', '\n', '会'), maxLength: 14 }),
-    meta: fc.string({ unit: fc.constantFrom('k', '=', '&'), maxLength: 18 }),
-    data: fc.uint8Array({ maxLength: 60 }),
+    sid: sized(['s', 's', 's', 'é', '\u0000'], 9),
+    event: sized(['e', 'e', '\n', 'é', '会'], 13),
+    meta: sized(['k', '=', '&', 'é'], 18),
+    data: fc.integer({ min: 0, max: 56 }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
   })
   .filter((s) => !s.sid.includes('\u0000\n'))
   .map(({ flag, bareChoice, ...rest }) => ({ flag, bare: bareChoice && BARE_FLAGS.includes(flag), ...rest }));
