@@ -126,7 +126,8 @@ export class Router {
     if (this.settings.forwardMessageBytes) {
       head = frame.raw;
       body = undefined;
-      outSid = frame.sid;
+      // The sid is decoded only when a fragment route needs it: the fast path never touches it.
+      outSid = '';
     } else {
       outSid = this.freshMessageSid();
       head = encodeReheaded(frame, Flag.Message, outSid);
@@ -134,7 +135,7 @@ export class Router {
     }
     this.fanOut(sender, frame, targets, head, body, OutboundKind.Message);
     if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1) {
-      this.keepFragmentRoute(sender, frame, targets.slice(), outSid, null, meta.fragmentTotal);
+      this.keepFragmentRoute(sender, frame, targets.slice(), outSid || frame.sid, null, meta.fragmentTotal);
     }
   }
 

@@ -107,6 +107,32 @@ class HeaderScanner {
     return SCAN_MORE;
   }
 
+  /**
+   * Fast path for a frame held whole in `buf` (which ends where the frame ends): finds each separator with
+   * the native indexOf. Returns false, with nothing changed, when a field is not cleanly within its limit;
+   * the byte scanner then decides, so both paths give the same result for any input.
+   */
+  scanWhole(buf: Buffer, frameLen: number): boolean {
+    let pos = FRAME_PREFIX_BYTES;
+    const ends = this.ends;
+    for (let field = 0; field < 3; field++) {
+      // The separator must start at pos + limit at the latest, so its 0A lies before `bound`.
+      const bound = Math.min(frameLen, pos + this.limitOf(field) + 2);
+      let j = pos;
+      for (;;) {
+        j = buf.indexOf(0x0a, j);
+        if (j === -1 || j >= bound) return false;
+        if (j > pos && buf[j - 1] === 0) break;
+        j++;
+      }
+      ends[field] = j - 1;
+      pos = j + 1;
+    }
+    this.field = 3;
+    this.pos = pos;
+    return true;
+  }
+
   private fail(code: 'sid_too_long' | 'event_too_long' | 'meta_too_long', field: number, limit: number): void {
     const what = field === 0 ? 'sid' : field === 1 ? 'event' : 'meta';
     // Without a sid nothing can be answered, so an over-long sid is fatal; the others skip the frame.
@@ -236,7 +262,7 @@ export class FrameDecoder {
         continue;
       }
       scanner.reset();
-      const status = scanner.scan(frameBuf, FRAME_PREFIX_BYTES, len, len);
+      const status = scanner.scanWhole(frameBuf, len) ? SCAN_DONE : scanner.scan(frameBuf, FRAME_PREFIX_BYTES, len, len);
       if (status !== SCAN_DONE) {
         const error = withHeader(scanner.error!, frameBuf, flag, scanner);
         if (error.fatal) return this.fatal(error, sink);
@@ -457,7 +483,7 @@ export class MessageDecoder {
     if (len === FRAME_PREFIX_BYTES) return bareFrame(buf, flag);
     const scanner = this.scanner;
     scanner.reset();
-    const status = scanner.scan(buf, FRAME_PREFIX_BYTES, len, len);
+    const status = scanner.scanWhole(buf, len) ? SCAN_DONE : scanner.scan(buf, FRAME_PREFIX_BYTES, len, len);
     if (status !== SCAN_DONE) return withHeader(scanner.error!, buf, flag, scanner);
     if (len > limits.maxFrame) {
       const error = new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, false);

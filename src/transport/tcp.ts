@@ -19,6 +19,8 @@ import type {
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
 /** Up to this many pending bytes are copied into one buffer and written with one call; above, cork + writes. */
+/** Chunks at least this large are written without copying. */
+const LARGE_CHUNK = 16 * 1024;
 const COALESCE_LIMIT = 64 * 1024;
 
 /** How long end() waits for the peer to close before destroying (a peer may leave a half-open socket). */
@@ -171,13 +173,38 @@ export class TcpConnection implements Connection {
       // One copy is cheaper than one syscall (or one writev entry) per small frame.
       this.socket.write(Buffer.concat(chunks, bytes));
     } else {
+      // Many frames: small ones are copied together in groups of up to COALESCE_LIMIT bytes, large ones are
+      // written as they are; cork makes the few resulting buffers one writev.
       this.socket.cork();
-      for (let i = 0; i < count; i++) this.socket.write(chunks[i]!);
+      let groupStart = 0;
+      let groupBytes = 0;
+      for (let i = 0; i < count; i++) {
+        const chunk = chunks[i]!;
+        if (chunk.length >= LARGE_CHUNK) {
+          this.writeGroup(chunks, groupStart, i, groupBytes);
+          this.socket.write(chunk);
+          groupStart = i + 1;
+          groupBytes = 0;
+        } else if (groupBytes + chunk.length > COALESCE_LIMIT) {
+          this.writeGroup(chunks, groupStart, i, groupBytes);
+          groupStart = i;
+          groupBytes = chunk.length;
+        } else {
+          groupBytes += chunk.length;
+        }
+      }
+      this.writeGroup(chunks, groupStart, count, groupBytes);
       this.socket.uncork();
     }
     // The socket may have taken everything synchronously without ever needing its own 'drain' (our mark can
     // be below the socket's 16 KiB one): report the drain here then.
     if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
+  }
+
+  /** Writes chunks[from, to) as one buffer (a copy unless it is a single chunk). */
+  private writeGroup(chunks: Buffer[], from: number, to: number, bytes: number): void {
+    if (to - from === 1) this.socket.write(chunks[from]!);
+    else if (to > from) this.socket.write(Buffer.concat(chunks.slice(from, to), bytes));
   }
 
   private checkDrain(): void {
