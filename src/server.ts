@@ -2,13 +2,13 @@
  * The wiring point (principle 6): builds the logger, the broker and the listeners from a config, starts
  * them, and stops them in order. Tests start it on port 0; the CLI starts it from YAML and flags.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
 import type { AccessPolicy } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
 import { BrokerStats } from './broker/stats.js';
+import { BrokerHttpServer } from './http/http-server.js';
+import { BrokerMetrics } from './metrics/metrics.js';
 import { settingsFromConfig } from './config/load.js';
 import type { BrokerConfig } from './config/schema.js';
 import type { BoundAddress, Listener } from './transport/connection.js';
@@ -31,6 +31,7 @@ export interface ServerAddresses {
 export interface RunningServer {
   readonly broker: Broker;
   readonly events: EventRouter;
+  readonly metrics: BrokerMetrics;
   readonly addresses: ServerAddresses;
   readonly logger: Logger;
   /** Stops accepting, closes every session (Close frames flushed up to `deadlineMs`), closes the listeners. */
@@ -64,54 +65,37 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   }
   const addresses: ServerAddresses = {};
   const started: Listener[] = [];
-  let httpServer: http.Server | null = null;
+  let ready = false;
+  const metrics = new BrokerMetrics({ broker, events });
+  const httpServer = config.http.enabled
+    ? new BrokerHttpServer(
+      { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken },
+      { broker, events, metrics, logger, isReady: () => ready },
+    )
+    : null;
   try {
     for (const [name, listener] of listeners) {
       addresses[name] = await listener.listen();
       started.push(listener);
     }
-    if (config.http.enabled) {
-      httpServer = http.createServer((req, res) => httpOnRequest(broker, req, res));
-      addresses.http = await listenHttp(httpServer, config.http.host, config.http.port);
-    }
+    if (httpServer !== null) addresses.http = await httpServer.listen();
   } catch (error) {
     await Promise.allSettled(started.map((l) => l.close()));
     throw error;
   }
+  ready = true;
   logger.info({ event: 'broker_started', addresses }, 'socketd-broker listening');
 
   let closed: Promise<void> | null = null;
   const close = (deadlineMs = 5_000): Promise<void> => {
     closed ??= (async () => {
+      ready = false;
       await Promise.allSettled(started.map((l) => l.close()));
       await broker.shutdown(deadlineMs);
-      if (httpServer !== null) await new Promise<void>((resolve) => httpServer!.close(() => resolve()).closeAllConnections());
+      if (httpServer !== null) await httpServer.close();
       logger.info({ event: 'broker_stopped' }, 'socketd-broker stopped');
     })();
     return closed;
   };
-  return { broker, events, addresses, logger, close };
-}
-
-function listenHttp(server: http.Server, host: string, port: number): Promise<BoundAddress> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      const address = server.address() as AddressInfo;
-      resolve({ host: address.address, port: address.port });
-    });
-  });
-}
-
-/** Health endpoints; /metrics and the admin API come with the operations issue (#6). */
-function httpOnRequest(broker: Broker, req: http.IncomingMessage, res: http.ServerResponse): void {
-  const path = (req.url ?? '/').split('?')[0];
-  if (path === '/healthz' || path === '/readyz') {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ status: 'ok', sessions: broker.sessionCount }));
-    return;
-  }
-  res.writeHead(404, { 'content-type': 'application/json' });
-  res.end(JSON.stringify({ error: 'not_found', path }));
+  return { broker, events, metrics, addresses, logger, close };
 }

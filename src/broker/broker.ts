@@ -90,6 +90,7 @@ export class Broker implements SessionContext {
     this.connections.add(session);
     this.stats.connectionsOpen++;
     this.stats.connectionsTotal++;
+    BrokerStats.inc(this.stats.connectionsByTransport, connection.transport);
     if (this.sweepTimer === null) {
       this.sweepTimer = setInterval(this.sweepBound, this.settings.sweepIntervalMs);
       this.sweepTimer.unref();

@@ -73,6 +73,11 @@ export class EventRouter implements EventRouting, SessionObserver {
     return this.index.size;
   }
 
+  /** Every subscription, session by session (for the admin API). */
+  *allSubscriptions(): IterableIterator<EventSubscription> {
+    for (const mine of this.bySession.values()) yield* mine.values();
+  }
+
   subscriptionsOf(session: Session): readonly EventSubscription[] {
     return [...(this.bySession.get(session)?.values() ?? [])];
   }

@@ -61,6 +61,8 @@ export class OutboundQueue {
     }
     const belowHighWater = connection.write(head, body);
     this.stats.framesOut++;
+    // Every head starts with len and flag: the flag's last byte is the flag (all flags are < 64).
+    this.stats.framesOutByFlag[head[7] & 63]++;
     this.stats.bytesOut += size;
     if (!belowHighWater || queued + size > this.settings.highWaterBytes) this.congested = true;
     return Delivery.Queued;

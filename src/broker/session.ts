@@ -80,6 +80,11 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return this.state === SessionState.Closed;
   }
 
+  /** True while reading from this session is paused because a queue it feeds is congested (spec §7). */
+  get readingPaused(): boolean {
+    return this.pausedOn.size > 0;
+  }
+
   get transport(): string {
     return this.connection.transport;
   }
@@ -123,6 +128,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   onFrame(frame: Frame): void {
     this.ctx.stats.framesIn++;
+    this.ctx.stats.framesInByFlag[frame.flag & 63]++;
     if (this.state === SessionState.Open) {
       switch (frame.flag) {
         case Flag.Message:

@@ -2,6 +2,27 @@
  * The broker's counters. Plain numbers and small maps incremented on the hot path; src/metrics reads them
  * when Prometheus scrapes, so counting costs no allocation per frame (issue #6).
  */
+/**
+ * Fixed-bucket latency histogram (seconds). Observing is two array writes; src/metrics exposes it as a
+ * Prometheus histogram at scrape time.
+ */
+export class LatencyHistogram {
+  static readonly BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+  /** counts[i] = observations <= BOUNDS[i] but > BOUNDS[i-1]; the last slot is +Inf. */
+  readonly counts = new Float64Array(LatencyHistogram.BOUNDS.length + 1);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    const bounds = LatencyHistogram.BOUNDS;
+    let i = 0;
+    while (i < bounds.length && seconds > bounds[i]) i++;
+    this.counts[i]++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
 export class BrokerStats {
   connectionsOpen = 0;
   connectionsTotal = 0;
@@ -10,6 +31,13 @@ export class BrokerStats {
   bytesIn = 0;
   framesOut = 0;
   bytesOut = 0;
+  /** Frames in and out by flag (index = flag value, spec §1). */
+  readonly framesInByFlag = new Float64Array(64);
+  readonly framesOutByFlag = new Float64Array(64);
+  readonly connectionsByTransport = new Map<string, number>();
+  /** Time from a forwarded Request to its answer, and from a Subscribe to its ReplyEnd. */
+  readonly requestLatency = new LatencyHistogram();
+  readonly streamLatency = new LatencyHistogram();
   /** Routed Message/Request/Subscribe frames by addressing mode. */
   routedByName = 0;
   routedByEvent = 0;

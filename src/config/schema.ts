@@ -13,7 +13,7 @@ export interface ListenerConfig {
 
 export interface BrokerConfig {
   listeners: { tcp: ListenerConfig; udp: ListenerConfig; ws: ListenerConfig };
-  http: ListenerConfig;
+  http: ListenerConfig & { adminToken: string };
   limits: {
     maxSid: number;
     maxEvent: number;
@@ -39,7 +39,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     udp: { enabled: true, host: ALL, port: 8603 },
     ws: { enabled: true, host: ALL, port: 8604 },
   },
-  http: { enabled: true, host: ALL, port: 8680 },
+  http: { enabled: true, host: ALL, port: 8680, adminToken: '' },
   limits: {
     ...DEFAULT_FRAME_LIMITS,
     udpMaxDatagram: DEFAULT_SETTINGS.udpMaxDatagram,
@@ -76,7 +76,7 @@ const DAY = 24 * 3600 * 1000;
 /** Field rules by section; the `limits` maxima are the protocol's (they may only be lowered, spec §1). */
 export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>> = {
   listeners: { tcp: listener, udp: listener, ws: listener },
-  http: listener,
+  http: { ...listener, adminToken: { kind: 'string' } },
   limits: {
     maxSid: positive(DEFAULT_FRAME_LIMITS.maxSid),
     maxEvent: positive(DEFAULT_FRAME_LIMITS.maxEvent),

@@ -1,0 +1,163 @@
+/**
+ * Prometheus metrics (issue #6), all named `socketd_*`. The broker counts in plain numbers (BrokerStats);
+ * this module reads them only when Prometheus scrapes, so no metric update allocates on the frame path.
+ */
+import { Registry, collectDefaultMetrics, type MetricValue } from 'prom-client';
+import { flagLabel } from '../protocol/flags.js';
+import type { Broker } from '../broker/broker.js';
+import type { EventRouter } from '../broker/event-router.js';
+import { LatencyHistogram, type BrokerStats } from '../broker/stats.js';
+
+type Labels = Record<string, string | number>;
+type Values = MetricValue<string>[];
+type MetricType = 'counter' | 'gauge' | 'histogram';
+
+/** A metric whose values are computed at scrape time. */
+class ComputedMetric {
+  readonly aggregator = 'sum' as const;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: MetricType,
+    private readonly compute: () => Values,
+  ) {}
+
+  /** The shape prom-client's Registry reads from a metric (name, help, type, values). */
+  async get(): Promise<{ name: string; help: string; type: MetricType; aggregator: 'sum'; values: Values }> {
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.compute() };
+  }
+
+  reset(): void {
+    // Values come from the broker's counters; nothing to reset here.
+  }
+}
+
+function one(value: number, labels: Labels = {}): Values {
+  return [{ value, labels }];
+}
+
+function fromMap(map: ReadonlyMap<string | number, number>, label: string): Values {
+  return [...map].map(([key, value]) => ({ value, labels: { [label]: String(key) } }));
+}
+
+function byFlag(counts: Float64Array): Values {
+  const out: Values = [];
+  for (let flag = 0; flag < counts.length; flag++) if (counts[flag] > 0) out.push({ value: counts[flag], labels: { flag: flagLabel(flag) } });
+  return out;
+}
+
+function histogram(name: string, hist: LatencyHistogram, labels: Labels): Values {
+  const out: Values = [];
+  let cumulative = 0;
+  LatencyHistogram.BOUNDS.forEach((le, i) => {
+    cumulative += hist.counts[i];
+    out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { ...labels, le } } as MetricValue<string>);
+  });
+  cumulative += hist.counts[LatencyHistogram.BOUNDS.length];
+  out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { ...labels, le: '+Inf' } } as MetricValue<string>);
+  out.push({ metricName: `${name}_sum`, value: hist.sum, labels } as MetricValue<string>);
+  out.push({ metricName: `${name}_count`, value: hist.count, labels } as MetricValue<string>);
+  return out;
+}
+
+/** Queue-size buckets (bytes) for the per-session outbound queue snapshot. */
+const QUEUE_BUCKETS = [0, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024, 16 * 1024 * 1024, 64 * 1024 * 1024];
+
+export interface MetricsSources {
+  broker: Broker;
+  events: EventRouter;
+}
+
+export class BrokerMetrics {
+  readonly registry = new Registry();
+
+  constructor(private readonly sources: MetricsSources) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'socketd_' });
+    const stats: BrokerStats = sources.broker.stats;
+    const add = (name: string, help: string, type: MetricType, compute: () => Values): void => {
+      this.registry.registerMetric(new ComputedMetric(name, help, type, compute) as never);
+    };
+    add('socketd_connections_open', 'Connections open now, by transport.', 'gauge', () => this.openByTransport());
+    add('socketd_connections_total', 'Connections accepted, by transport.', 'counter', () => fromMap(stats.connectionsByTransport, 'transport'));
+    add('socketd_sessions_open', 'Sessions past their handshake.', 'gauge', () => one(stats.sessionsOpen));
+    add('socketd_handshakes_refused_total', 'Handshakes refused, by reason.', 'counter', () => fromMap(stats.handshakesRefused, 'reason'));
+    add('socketd_session_closes_total', 'Sessions ended, by reason.', 'counter', () => fromMap(stats.closes, 'reason'));
+    add('socketd_protocol_errors_total', 'Protocol violations and refused frames, by code.', 'counter', () => fromMap(stats.protocolErrors, 'code'));
+    add('socketd_frames_in_total', 'Frames received, by flag.', 'counter', () => byFlag(stats.framesInByFlag));
+    add('socketd_frames_out_total', 'Frames queued to clients, by flag.', 'counter', () => byFlag(stats.framesOutByFlag));
+    add('socketd_bytes_in_total', 'Bytes received from clients.', 'counter', () => one(stats.bytesIn));
+    add('socketd_bytes_out_total', 'Bytes queued to clients.', 'counter', () => one(stats.bytesOut));
+    add('socketd_routed_total', 'Message/Request/Subscribe frames routed, by addressing mode.', 'counter', () => [
+      { value: stats.routedByName, labels: { mode: 'name' } },
+      { value: stats.routedByEvent, labels: { mode: 'event' } },
+    ]);
+    add('socketd_deliveries_total', 'Frames delivered to a target session.', 'counter', () => one(stats.deliveries));
+    add('socketd_dropped_total', 'Frames dropped, by reason.', 'counter', () => fromMap(stats.dropped, 'reason'));
+    add('socketd_alarms_total', 'Alarm frames sent, by code.', 'counter', () => fromMap(stats.alarms, 'code'));
+    add('socketd_pressure_sent_total', 'Pressure frames sent to senders feeding a congested session.', 'counter', () => one(stats.pressureSent));
+    add('socketd_slow_consumers_total', 'Sessions closed because their outbound queue reached its limit.', 'counter', () => one(stats.slowConsumers));
+    add('socketd_late_replies_total', 'Replies for streams already ended.', 'counter', () => one(stats.lateReplies));
+    add('socketd_streams_open', 'Request/Subscribe streams open.', 'gauge', () => one(stats.streamsOpen));
+    add('socketd_streams_total', 'Request/Subscribe streams opened.', 'counter', () => one(stats.streamsOpened));
+    add('socketd_subscriptions', 'Event subscriptions held.', 'gauge', () => one(this.sources.events.subscriptionCount));
+    add('socketd_outbound_queue_bytes', 'Bytes queued to all sessions.', 'gauge', () => one(this.queueTotal()));
+    add('socketd_paused_readers', 'Sessions whose reading is paused by backpressure.', 'gauge', () => one(this.pausedReaders()));
+    add('socketd_session_outbound_queue_bytes', 'Snapshot of the sessions by outbound queue size (a gauge histogram).', 'histogram', () => this.queueHistogram());
+    add('socketd_stream_duration_seconds', 'Time from a forwarded Request or Subscribe to its end (answer, timeout or failure).', 'histogram', () => [
+      ...histogram('socketd_stream_duration_seconds', stats.requestLatency, { kind: 'request' }),
+      ...histogram('socketd_stream_duration_seconds', stats.streamLatency, { kind: 'subscribe' }),
+    ]);
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  private openByTransport(): Values {
+    const counts = new Map<string, number>();
+    for (const s of this.sources.broker.allSessions()) counts.set(s.transport, (counts.get(s.transport) ?? 0) + 1);
+    return fromMap(counts, 'transport');
+  }
+
+  private queueTotal(): number {
+    let total = 0;
+    for (const s of this.sources.broker.allSessions()) total += s.outbound.queuedBytes;
+    return total;
+  }
+
+  private pausedReaders(): number {
+    let n = 0;
+    for (const s of this.sources.broker.allSessions()) if (s.readingPaused) n++;
+    return n;
+  }
+
+  private queueHistogram(): Values {
+    const counts = new Array<number>(QUEUE_BUCKETS.length + 1).fill(0);
+    let sum = 0;
+    let count = 0;
+    for (const s of this.sources.broker.allSessions()) {
+      const bytes = s.outbound.queuedBytes;
+      let i = 0;
+      while (i < QUEUE_BUCKETS.length && bytes > QUEUE_BUCKETS[i]) i++;
+      counts[i]++;
+      sum += bytes;
+      count++;
+    }
+    const name = 'socketd_session_outbound_queue_bytes';
+    const out: Values = [];
+    let cumulative = 0;
+    QUEUE_BUCKETS.forEach((le, i) => {
+      cumulative += counts[i];
+      out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { le } } as MetricValue<string>);
+    });
+    out.push({ metricName: `${name}_bucket`, value: count, labels: { le: '+Inf' } } as MetricValue<string>);
+    out.push({ metricName: `${name}_sum`, value: sum, labels: {} } as MetricValue<string>);
+    out.push({ metricName: `${name}_count`, value: count, labels: {} } as MetricValue<string>);
+    return out;
+  }
+}
