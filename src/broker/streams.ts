@@ -19,7 +19,7 @@ import { bodyAfterSid, encodeFrame, encodeReheaded } from '../protocol/codec.js'
 import type { Frame } from '../protocol/frame.js';
 import type { Session } from './session.js';
 import type { Expirable, TimerWheel } from './timer-wheel.js';
-import { OutboundKind } from './outbound-queue.js';
+import { Delivery, OutboundKind } from './outbound-queue.js';
 import { RouteMeta, readRouteMeta } from './route-meta.js';
 import type { BrokerStats } from './stats.js';
 
@@ -176,7 +176,15 @@ export class StreamTable {
 
   private relay(stream: Stream, frame: Frame, flag: number): void {
     const head = encodeReheaded(frame, flag, stream.requesterSid);
-    stream.requester.deliverFrom(null, head, bodyAfterSid(frame), OutboundKind.Stream);
+    const body = bodyAfterSid(frame);
+    if (stream.requester.deliverFrom(null, head, body, OutboundKind.Stream) === Delivery.TooLarge) {
+      // The requester's transport (a udp datagram) cannot carry the reply: fail its stream rather than
+      // leave it waiting for an answer that was dropped (spec §6 4013, §7 nothing silently lost).
+      const requester = stream.requester.connection;
+      this.alarm(stream, AlarmCode.TooLarge,
+        `Reply of ${head.length + body.length} bytes is larger than this ${requester.transport} connection can carry (${requester.maxOutboundFrame})`);
+      this.finish(stream);
+    }
   }
 
   private alarm(stream: Stream, code: number, text: string): void {
@@ -187,6 +195,9 @@ export class StreamTable {
   private finish(stream: Stream, unlinkRequester = true): void {
     if (stream.closed) return;
     stream.closed = true;
+    const seconds = (Date.now() - stream.openedAt) / 1000;
+    if (stream.flag === Flag.Request) this.stats.requestLatency.observe(seconds);
+    else this.stats.streamLatency.observe(seconds);
     this.wheel.cancel(stream);
     for (const responder of stream.responders) responder.legs.delete(stream.id);
     if (unlinkRequester && stream.requester.streams.get(stream.requesterSid) === stream) {
