@@ -90,8 +90,12 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const close = (deadlineMs = 5_000): Promise<void> => {
     closed ??= (async () => {
       ready = false;
-      await Promise.allSettled(started.map((l) => l.close()));
+      // udp has no accept to stop, and closing its socket would end its sessions before their Close frames
+      // go out: it closes after the sessions. The broker refuses new connections meanwhile.
+      const [datagram, streams] = [started.filter((l) => l.transport === 'udp'), started.filter((l) => l.transport !== 'udp')];
+      await Promise.allSettled(streams.map((l) => l.close()));
       await broker.shutdown(deadlineMs);
+      await Promise.allSettled(datagram.map((l) => l.close()));
       if (httpServer !== null) await httpServer.close();
       logger.info({ event: 'broker_stopped' }, 'socketd-broker stopped');
     })();

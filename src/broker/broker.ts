@@ -147,7 +147,8 @@ export class Broker implements SessionContext {
         if (now - session.createdAt >= handshakeTimeoutMs) {
           session.close('handshake_timeout', CloseCode.ProtocolIllegal, `no Connect within ${handshakeTimeoutMs} ms`);
         }
-      } else if (session.state === SessionState.Open && now - session.lastSeen >= idleTimeoutMs) {
+      } else if (session.state === SessionState.Open && !session.readingPaused && now - session.lastSeen >= idleTimeoutMs) {
+        // A session we stopped reading from (backpressure) is not silent by its own doing.
         session.close('idle_timeout', CloseCode.ProtocolClose, `silent for ${idleTimeoutMs} ms`);
       }
     }

@@ -64,7 +64,9 @@ export class OutboundQueue {
     // Every head starts with len and flag: the flag's last byte is the flag (all flags are < 64).
     this.stats.framesOutByFlag[head[7] & 63]++;
     this.stats.bytesOut += size;
-    if (!belowHighWater || queued + size > this.settings.highWaterBytes) this.congested = true;
+    // The transport's high-water mark is ours (the wiring point passes it); only its word counts, because
+    // only it reports the drain that ends the congestion (udp never pushes back, so is never congested).
+    if (!belowHighWater) this.congested = true;
     return Delivery.Queued;
   }
 

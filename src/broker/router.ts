@@ -85,6 +85,12 @@ export class Router {
       this.stats.routedByName++;
       multi = at.mode === AtMode.All || at.mode === AtMode.Everyone;
     }
+    // A fragmented frame needs a route for its later fragments: refuse it before fragment 1 goes anywhere.
+    if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1 && sender.fragments.size >= this.settings.maxFragmentRoutesPerSession) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
+        `Too many fragmented frames in flight (limit ${this.settings.maxFragmentRoutesPerSession})`);
+      return;
+    }
     if (frame.flag === Flag.Message) this.sendMessage(sender, frame, targets, meta);
     else this.openStream(sender, frame, targets, multi, meta);
   }
@@ -104,7 +110,9 @@ export class Router {
       return;
     }
     if (at.mode === AtMode.Hash) {
-      const i = rendezvousPick(hashKey ?? sender.connection.remoteAddress, members, sender);
+      // An empty X-Hash counts as none, as in the reference (spec §4.1: else the sender's IP).
+      const key = hashKey !== undefined && hashKey.length > 0 ? hashKey : sender.connection.remoteAddress;
+      const i = rendezvousPick(key, members, sender);
       if (i !== -1) targets.push(members[i]);
       return;
     }
@@ -210,17 +218,15 @@ export class Router {
       body = bodyAfterSid(frame);
     }
     const kind = route.stream === null ? OutboundKind.Message : OutboundKind.Stream;
+    let tooLarge: Session | null = null;
     for (const target of route.targets) {
-      if (!target.closed) target.deliverFrom(sender, head, body, kind);
+      if (!target.closed && target.deliverFrom(sender, head, body, kind) === Delivery.TooLarge) tooLarge = target;
     }
+    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, head.length + (body === undefined ? 0 : body.length));
   }
 
+  /** Precondition: route() checked the per-session limit before fragment 1 was forwarded. */
   private keepFragmentRoute(sender: Session, frame: Frame, targets: Session[], outSid: string, stream: FragmentRoute['stream'], total: number): void {
-    if (sender.fragments.size >= this.settings.maxFragmentRoutesPerSession) {
-      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
-        `Too many fragmented frames in flight (limit ${this.settings.maxFragmentRoutesPerSession})`);
-      return;
-    }
     const route = new FragmentRoute(sender, frame.sid, targets, outSid, stream, total);
     const previous = sender.fragments.get(frame.sid);
     if (previous !== undefined) this.dropFragmentRoute(previous);

@@ -247,7 +247,11 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   private resumeFrom(target: Session): void {
     if (!this.pausedOn.delete(target)) return;
-    if (this.pausedOn.size === 0 && this.state !== SessionState.Closed) this.connection.resume();
+    if (this.pausedOn.size === 0 && this.state !== SessionState.Closed) {
+      // Its silence while paused was ours: the idle clock restarts now.
+      this.lastSeen = Date.now();
+      this.connection.resume();
+    }
   }
 
   private releaseFeeders(): void {

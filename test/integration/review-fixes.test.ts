@@ -1,0 +1,119 @@
+/**
+ * Regression tests for defects found in review (docs/protocol.md's author and the integration suite).
+ */
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { Flag, encodeBare, encodeFrame } from '../../src/protocol/index.js';
+import { RawClient, sid } from '../support/raw-client.js';
+import { startTestBroker, ports, eventually } from '../support/broker.js';
+
+/** A tcp session that completes its handshake and then never reads again (but pings, so it is not idle). */
+async function stalledConsumer(port: number, name: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  const url = `tcp://127.0.0.1:${port}?@=${name}`;
+  socket.write(encodeFrame({ flag: Flag.Connect, sid: sid(), event: url, meta: 'Socket.D=1.0', data: url }));
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  socket.pause();
+  const ping = encodeBare(Flag.Ping);
+  const timer = setInterval(() => socket.write(ping), 100);
+  socket.once('close', () => clearInterval(timer));
+  return socket;
+}
+
+test('udp sessions receive Close when the broker shuts down', async () => {
+  const server = await startTestBroker();
+  const client = await RawClient.connect('udp', ports(server).udp, { name: 'u' });
+  const closing = client.nextFlag(Flag.Close);
+  await server.close();
+  const close = await closing;
+  assert.equal(close.meta('code'), '1001');
+  assert.equal(close.meta('reason'), 'shutdown');
+  client.close();
+});
+
+test('an empty X-Hash routes like no X-Hash (by the sender IP)', async () => {
+  const server = await startTestBroker();
+  const p = ports(server);
+  const members = await Promise.all([1, 2, 3, 4].map(() => RawClient.connect('tcp', p.tcp, { name: 'h' })));
+  const sender = await RawClient.connect('tcp', p.tcp);
+  try {
+    const receivers = async (meta: string): Promise<number> => {
+      sender.send({ flag: Flag.Message, event: 'e', meta, data: meta });
+      const got = await Promise.all(members.map((m) => m.collect(150, (f) => f.data.toString() === meta)));
+      const idx = got.findIndex((frames) => frames.length === 1);
+      assert.equal(got.flat().length, 1, 'exactly one member gets it');
+      return idx;
+    };
+    const byIp = await receivers('@=h!');
+    assert.equal(await receivers('@=h!&X-Hash='), byIp);
+  } finally {
+    for (const c of [...members, sender]) c.close();
+    await server.close();
+  }
+});
+
+test('a fragmented frame over the fragment-route limit is refused before fragment 1 is forwarded', async () => {
+  const server = await startTestBroker({ limits: { maxFragmentRoutesPerSession: 1 } });
+  const p = ports(server);
+  const target = await RawClient.connect('tcp', p.tcp, { name: 't' });
+  const sender = await RawClient.connect('tcp', p.tcp);
+  try {
+    sender.send({ flag: Flag.Message, event: 'f', meta: '@=t&Data-Fragment-Idx=1&Data-Fragment-Total=2', data: 'a1' });
+    await target.next((f) => f.data.toString() === 'a1');
+    const second = sender.send({ flag: Flag.Message, event: 'f', meta: '@=t&Data-Fragment-Idx=1&Data-Fragment-Total=2', data: 'b1' });
+    const alarm = await sender.nextFor(second);
+    assert.equal(alarm.flag, Flag.Alarm);
+    assert.equal(alarm.meta('code'), '4029');
+    assert.deepEqual(await target.collect(150, (f) => f.data.toString() === 'b1'), [], 'the refused frame never reached the target');
+  } finally {
+    target.close();
+    sender.close();
+    await server.close();
+  }
+});
+
+test('a sender paused by backpressure is not closed as idle, and resumes when the consumer drains', async () => {
+  const server = await startTestBroker({
+    timeouts: { idleMs: 400 },
+    flow: { outboundHighWaterBytes: 4096, outboundLimitBytes: 32 * 1024 * 1024 },
+  });
+  const p = ports(server);
+  const consumer = await stalledConsumer(p.tcp, 'slow');
+  const producer = await RawClient.connect('tcp', p.tcp);
+  try {
+    const payload = Buffer.alloc(16 * 1024, 1);
+    for (let i = 0; i < 400; i++) producer.send({ flag: Flag.Message, event: 'x', meta: '@=slow', data: payload });
+    await producer.nextFlag(Flag.Pressure, 5000);
+    const session = () => [...server.broker.allSessions()].find((s) => s.name === '' && s.state === 1);
+    await eventually(() => session()?.readingPaused === true, 5000, 'the producer to be paused');
+    await new Promise((r) => setTimeout(r, 1200)); // three idle timeouts
+    assert.equal(producer.closed, false, 'the paused producer is still connected');
+    assert.equal(session()?.readingPaused, true, 'and still paused: the consumer has not read');
+    consumer.resume();
+    await eventually(() => session()?.readingPaused === false, 5000, 'the producer to be resumed');
+  } finally {
+    consumer.destroy();
+    producer.close();
+    await server.close();
+  }
+});
+
+test('a udp target never leaves its feeders paused (udp has no drain)', async () => {
+  const server = await startTestBroker({ flow: { outboundHighWaterBytes: 1024, outboundLimitBytes: 32 * 1024 * 1024 } });
+  const p = ports(server);
+  const target = await RawClient.connect('udp', p.udp, { name: 'ut' });
+  const feeder = await RawClient.connect('tcp', p.tcp);
+  try {
+    for (let i = 0; i < 300; i++) feeder.send({ flag: Flag.Message, event: 'x', meta: '@=ut', data: Buffer.alloc(1000, 2) });
+    const probe = feeder.send({ flag: Flag.Request, event: 'x', meta: '@=nobody' });
+    const answer = await feeder.nextFor(probe, 5000);
+    assert.equal(answer.flag, Flag.Alarm, 'the feeder is still being read');
+    assert.equal(await feeder.collect(100, (f) => f.flag === Flag.Pressure).then((f) => f.length), 0, 'no Pressure from a udp target');
+  } finally {
+    target.close();
+    feeder.close();
+    await server.close();
+  }
+});
