@@ -41,6 +41,8 @@ export class RawClient implements FrameSink {
   readonly frames: Frame[] = [];
   readonly errors: FrameError[] = [];
   closed = false;
+  /** True once the broker sent a Close frame (the session is over on its side, udp included). */
+  closeReceived = false;
   private waiters: { match: (f: Frame) => boolean; resolve: (f: Frame) => void }[] = [];
   private closeWaiters: (() => void)[] = [];
   private readonly decoder = new FrameDecoder(DEFAULT_FRAME_LIMITS);
@@ -51,6 +53,7 @@ export class RawClient implements FrameSink {
     readonly transport: RawTransport,
     private readonly sendRaw: (bytes: Buffer) => void,
     private readonly closeRaw: () => void,
+    private readonly sendTextRaw: ((text: string) => void) | null = null,
   ) {}
 
   /** Opens the socket only (no Connect). */
@@ -74,7 +77,7 @@ export class RawClient implements FrameSink {
         ws.once('open', resolve);
         ws.once('error', reject);
       });
-      const client: RawClient = new RawClient('ws', (b) => ws.send(b), () => ws.terminate());
+      const client: RawClient = new RawClient('ws', (b) => ws.send(b), () => ws.terminate(), (t) => ws.send(t));
       ws.on('message', (data: Buffer, isBinary: boolean) => {
         if (!isBinary) throw new Error('broker sent a text message');
         client.onMessage(data);
@@ -128,6 +131,17 @@ export class RawClient implements FrameSink {
 
   ping(): void {
     this.sendRaw(encodeBare(Flag.Ping));
+  }
+
+  /** Sends a Close frame (as the reference client's session.close(): empty sid/event/data, meta `code`). */
+  sendClose(code = 1001): void {
+    this.sendRaw(encodeFrame({ flag: Flag.Close, sid: '', event: '', meta: `code=${code}` }));
+  }
+
+  /** ws only: sends a text message (a protocol error for Socket.D, spec §2). */
+  sendText(text: string): void {
+    if (this.sendTextRaw === null) throw new Error(`sendText is ws only (this is ${this.transport})`);
+    this.sendTextRaw(text);
   }
 
   /** Resolves with the first frame received (from now or already buffered and not yet consumed) that matches. */
@@ -189,6 +203,7 @@ export class RawClient implements FrameSink {
   }
 
   onFrame(frame: Frame): void {
+    if (frame.flag === Flag.Close) this.closeReceived = true;
     const i = this.waiters.findIndex((w) => w.match(frame));
     if (i !== -1) {
       const [waiter] = this.waiters.splice(i, 1);

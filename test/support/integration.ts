@@ -1,0 +1,82 @@
+/**
+ * Helpers shared by the integration tests (test/integration): reference fixtures by name, clean shutdown of
+ * clients, and the "nothing left behind" check on a running broker.
+ */
+import assert from 'node:assert/strict';
+import type { RunningServer } from '../../src/server.js';
+import { loadReferenceFrames } from './fixtures.js';
+import { RawClient, type RawConnectOptions, type RawTransport } from './raw-client.js';
+import { eventually, ports } from './broker.js';
+
+export const TRANSPORTS: readonly RawTransport[] = ['tcp', 'ws', 'udp'];
+
+/** The bytes of one captured reference frame, e.g. `fixture('a1')`. */
+export function fixture(name: string): Buffer {
+  const found = loadReferenceFrames().find((f) => f.name === name);
+  if (found === undefined) throw new Error(`no reference frame '${name}'`);
+  return found.bytes;
+}
+
+/** The broker's port for a transport. */
+export function portOf(server: RunningServer, transport: RawTransport): number {
+  return ports(server)[transport];
+}
+
+export function connect(server: RunningServer, transport: RawTransport, options: RawConnectOptions = {}): Promise<RawClient> {
+  return RawClient.connect(transport, portOf(server, transport), options);
+}
+
+/**
+ * Ends clients the way a well-behaved peer would: udp clients send Close first (udp has no connection to
+ * drop), every socket is then closed.
+ */
+export function closeAll(...clients: (RawClient | undefined | null)[]): void {
+  for (const c of clients) {
+    if (c === undefined || c === null || c.closed) continue;
+    if (c.transport === 'udp' && !c.closeReceived) {
+      try {
+        c.sendClose();
+      } catch {
+        // socket already gone
+      }
+    }
+    c.close();
+  }
+}
+
+/** Waits until the broker holds nothing: no session, connection, registry entry, name group, timer or stream. */
+export async function assertBrokerEmpty(server: RunningServer, timeoutMs = 3000): Promise<void> {
+  const b = server.broker;
+  const snapshot = (): string =>
+    `sessions=${b.sessionCount} connections=${b.connectionCount} registry=${b.registry.size} named=${b.registry.namedCount} ` +
+    `names=${b.registry.nameCount} timers=${b.pendingTimers} streams=${b.stats.streamsOpen}`;
+  try {
+    await eventually(
+      () =>
+        b.sessionCount === 0 && b.connectionCount === 0 && b.registry.size === 0 && b.registry.namedCount === 0 &&
+        b.registry.nameCount === 0 && b.pendingTimers === 0 && b.stats.streamsOpen === 0,
+      timeoutMs,
+      'an empty broker',
+    );
+  } catch {
+    assert.fail(`broker still holds something: ${snapshot()}`);
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Meta value from a `k=v&k=v` string. */
+export function metaOf(metaString: string, key: string): string | undefined {
+  for (const part of metaString.split('&')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq) === key) return part.slice(eq + 1);
+  }
+  return undefined;
+}
+
+/** Waits until the session count reaches `n` (sessions open or in their handshake). */
+export function sessionsReach(server: RunningServer, n: number, timeoutMs = 3000): Promise<void> {
+  return eventually(() => server.broker.sessionCount === n, timeoutMs, `${n} sessions (now ${server.broker.sessionCount})`);
+}
