@@ -30,6 +30,8 @@ export interface BrokerDeps {
 
 export interface SessionObserver {
   sessionOpened?(session: Session): void;
+  /** The client announced its close: it must stop being a routing target. */
+  sessionClosing?(session: Session): void;
   sessionClosed?(session: Session, wasOpen: boolean, reason: string): void;
 }
 
@@ -126,6 +128,12 @@ export class Broker implements SessionContext {
     else this.logger.warn(fields, 'connection closed before the handshake completed');
     for (const o of this.observers) o.sessionClosed?.(session, wasOpen, reason);
     if (this.sessions.size === 0) this.stopSweep();
+  }
+
+  sessionClosing(session: Session): void {
+    this.registry.remove(session);
+    this.logger.info({ event: 'session_closing', id: session.id, name: session.name || undefined }, 'session announced its close');
+    for (const o of this.observers) o.sessionClosing?.(session);
   }
 
   connectionClosed(session: Session): void {

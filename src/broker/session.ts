@@ -39,6 +39,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   lastSeen = this.createdAt;
   /** Why the session ended (a stable code), '' while open. */
   closeReason = '';
+  /** The client announced it is closing (Close 1000): no longer a target of new frames. */
+  closing = false;
 
   /** Streams this session answers, by the broker-made sid (spec §5). */
   readonly legs = new Map<string, Stream>();
@@ -151,6 +153,15 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
           if (!this.ctx.streams.onResponderAlarm(this, frame)) BrokerStats.inc(this.ctx.stats.dropped, 'alarm_without_stream');
           return;
         case Flag.Close:
+          if (frame.meta('code') === String(CloseCode.Closing)) {
+            // "Closing starting" (the reference JS client's closeStarting(), fixture h3): route nothing new to
+            // this session, but keep it open so it can finish the streams it answers (spec §3).
+            if (!this.closing) {
+              this.closing = true;
+              this.ctx.sessionClosing(this);
+            }
+            return;
+          }
           this.close('client_close', null, `client sent Close ${frame.meta('code') ?? ''}`.trim());
           return;
         default:

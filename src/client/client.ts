@@ -114,7 +114,9 @@ export interface Subscription {
 
 const PING = encodeBare(Flag.Ping);
 const PONG = encodeBare(Flag.Pong);
-const CLOSE = encodeFrame({ flag: Flag.Close, meta: `code=${CloseCode.Closing}` });
+// The final close, as the reference's session.close() (fixture f1: code=1001). Code 1000 would only announce
+// a close ("closing starting"), which the broker answers by routing nothing new to the session.
+const CLOSE = encodeFrame({ flag: Flag.Close, meta: `code=${CloseCode.ProtocolClose}` });
 const EMPTY = Buffer.alloc(0);
 /** Code of the Alarm sent when a local handler throws on a Request or Subscribe. */
 export const HANDLER_FAILED_ALARM = 5000;
@@ -669,7 +671,7 @@ export class Client implements Responder {
   // ----- closing -----------------------------------------------------------------------------------------
 
   /**
-   * Sends Close (code 1000), fails pending requests and streams with `closed`, releases every timer and
+   * Sends Close (code 1001), fails pending requests and streams with `closed`, releases every timer and
    * socket, and resolves once the socket is closed. Idempotent.
    */
   close(): Promise<void> {

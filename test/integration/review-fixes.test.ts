@@ -117,3 +117,32 @@ test('a udp target never leaves its feeders paused (udp has no drain)', async ()
     await server.close();
   }
 });
+
+test('Close 1000 (closing starting): nothing new is routed to the session, its open streams still finish', async () => {
+  const server = await startTestBroker();
+  const p = ports(server);
+  const svc = await RawClient.connect('tcp', p.tcp, { name: 'svc' });
+  const caller = await RawClient.connect('ws', p.ws);
+  try {
+    const subSid = svc.send({ flag: Flag.Request, event: '$sub', meta: 'event=jobs' });
+    assert.equal((await svc.nextFor(subSid)).flag, Flag.ReplyEnd);
+    const pending = caller.send({ flag: Flag.Request, event: 'work', meta: '@=svc', data: 'w1' });
+    const forwarded = await svc.nextFlag(Flag.Request);
+    svc.send({ flag: Flag.Close, sid: '', meta: 'code=1000' });
+    await eventually(() => server.broker.registry.group('svc') === undefined, 2000, 'svc out of the name registry');
+    const byName = caller.send({ flag: Flag.Request, event: 'work', meta: '@=svc', data: 'w2' });
+    assert.equal((await caller.nextFor(byName)).meta('code'), '4004', 'no new request by name');
+    const byEvent = caller.send({ flag: Flag.Request, event: 'jobs', data: 'j1' });
+    assert.equal((await caller.nextFor(byEvent)).meta('code'), '4004', 'no new request by event');
+    svc.send({ flag: Flag.ReplyEnd, sid: forwarded.sid, event: 'work', data: 'done' });
+    const answer = await caller.nextFor(pending);
+    assert.equal(answer.flag, Flag.ReplyEnd);
+    assert.equal(answer.data.toString(), 'done', 'the stream opened before Close 1000 was answered');
+    svc.send({ flag: Flag.Close, sid: '', meta: 'code=1001' });
+    await eventually(() => server.broker.sessionCount === 1, 2000, 'svc released after Close 1001');
+  } finally {
+    svc.close();
+    caller.close();
+    await server.close();
+  }
+});
