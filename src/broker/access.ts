@@ -1,7 +1,18 @@
 /**
- * Access control (spec §8). The broker asks its AccessPolicy at the handshake; the config-driven policy with
- * users, tokens and permissions comes with issue #7. OPEN_ACCESS admits every client (anonymous access on).
+ * Access control (spec §8): who may connect, which events a session may publish to and subscribe to, and
+ * which `@` names it may claim and address.
+ *
+ * - A user authenticates with `token` (URL param or Connect meta). Tokens are configured in plain text or as
+ *   `sha256:<hex>`; comparison is constant-time.
+ * - Event permissions are lists of patterns (`*` one token, `>` the rest, spec §4.2) with allow and deny;
+ *   deny wins. A subscription pattern is allowed when an allow pattern covers it and no deny pattern covers
+ *   it; a wildcard subscription that overlaps a denied event is allowed, and the denied events are filtered
+ *   out at delivery (as NATS does).
+ * - Name permissions are globs where `*` matches any run of characters (`svc-*`).
+ * - With anonymous access on, a client without a token gets the anonymous permissions.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
 export interface HandshakeRefusal {
   /** Stable code, logged and counted (e.g. `auth_failed`). */
   code: string;
@@ -9,11 +20,180 @@ export interface HandshakeRefusal {
   text: string;
 }
 
-export interface AccessPolicy {
-  /** Returns null to admit the client, or why it is refused. */
-  checkHandshake(params: ReadonlyMap<string, string>, remoteAddress: string): HandshakeRefusal | null;
+export interface AllowDeny {
+  allow: string[];
+  deny: string[];
 }
 
+export interface PermissionRules {
+  publish: AllowDeny;
+  subscribe: AllowDeny;
+  /** `@` names the session may claim in its handshake. */
+  claim: AllowDeny;
+  /** `@` names the session may address (the name part of `name`, `name!`, `name*`; `*` needs `*` allowed). */
+  address: AllowDeny;
+}
+
+/** What one session may do; checked on the frame path, so the all-allowed case costs one boolean. */
+export class Permissions {
+  /** True when every check passes: the hot path skips them all. */
+  readonly unrestricted: boolean;
+  /** True when deliveries to this session's wildcard subscriptions must be filtered. */
+  readonly filtersDeliveries: boolean;
+  private readonly publishCache = new Map<string, boolean>();
+
+  constructor(readonly user: string, private readonly rules: PermissionRules) {
+    this.unrestricted = allows(rules.publish, '>') && allows(rules.subscribe, '>') && allows(rules.claim, '*') && allows(rules.address, '*');
+    this.filtersDeliveries = rules.subscribe.deny.length > 0;
+  }
+
+  canPublish(event: string): boolean {
+    if (this.unrestricted) return true;
+    const cached = this.publishCache.get(event);
+    if (cached !== undefined) return cached;
+    const result = eventAllowed(this.rules.publish, event);
+    if (this.publishCache.size >= 1024) this.publishCache.clear();
+    this.publishCache.set(event, result);
+    return result;
+  }
+
+  canSubscribe(pattern: string): boolean {
+    if (this.unrestricted) return true;
+    const { allow, deny } = this.rules.subscribe;
+    return allow.some((a) => covers(a, pattern)) && !deny.some((d) => covers(d, pattern));
+  }
+
+  /** Delivery filter for wildcard subscriptions overlapping a denied event. */
+  canReceive(event: string): boolean {
+    return !this.filtersDeliveries || !this.rules.subscribe.deny.some((d) => matches(d, event));
+  }
+
+  canClaim(name: string): boolean {
+    return this.unrestricted || nameAllowed(this.rules.claim, name);
+  }
+
+  canAddress(name: string): boolean {
+    return this.unrestricted || nameAllowed(this.rules.address, name);
+  }
+}
+
+export const ALLOW_ALL: AllowDeny = Object.freeze({ allow: ['>'], deny: [] }) as AllowDeny;
+const ALLOW_ALL_NAMES: AllowDeny = Object.freeze({ allow: ['*'], deny: [] }) as AllowDeny;
+
+export const ALL_PERMISSIONS: PermissionRules = Object.freeze({
+  publish: ALLOW_ALL,
+  subscribe: ALLOW_ALL,
+  claim: ALLOW_ALL_NAMES,
+  address: ALLOW_ALL_NAMES,
+});
+
+/** True when the rule lets everything through: nothing denied and the catch-all allowed. */
+function allows(rule: AllowDeny, catchAll: string): boolean {
+  return rule.deny.length === 0 && rule.allow.includes(catchAll);
+}
+
+export interface AccessPolicy {
+  /** Admits the client with its permissions, or refuses it. */
+  authenticate(params: ReadonlyMap<string, string>, remoteAddress: string): Permissions | HandshakeRefusal;
+}
+
+/** Anonymous access with every permission: the default when no access section is configured. */
 export const OPEN_ACCESS: AccessPolicy = {
-  checkHandshake: () => null,
+  authenticate: () => OPEN_PERMISSIONS,
 };
+const OPEN_PERMISSIONS = new Permissions('anonymous', ALL_PERMISSIONS);
+
+export interface UserEntry {
+  name: string;
+  /** Plain token, or `sha256:<64 hex>`. */
+  token: string;
+  permissions: PermissionRules;
+}
+
+export interface AccessConfig {
+  /** Admit clients that send no token. */
+  anonymous: boolean;
+  anonymousPermissions: PermissionRules;
+  users: UserEntry[];
+}
+
+/** The policy built from the `access` config section. */
+export class ConfigAccessPolicy implements AccessPolicy {
+  private readonly users: { name: string; digest: Buffer; permissions: Permissions }[];
+  private readonly anonymous: Permissions | null;
+
+  constructor(config: AccessConfig) {
+    this.users = config.users.map((u) => ({ name: u.name, digest: tokenDigest(u.token), permissions: new Permissions(u.name, u.permissions) }));
+    this.anonymous = config.anonymous ? new Permissions('anonymous', config.anonymousPermissions) : null;
+  }
+
+  authenticate(params: ReadonlyMap<string, string>): Permissions | HandshakeRefusal {
+    const token = params.get('token');
+    if (token === undefined || token.length === 0) {
+      if (this.anonymous !== null) return this.anonymous;
+      return { code: 'auth_required', text: 'This broker needs a token (URL param or Connect meta `token`)' };
+    }
+    const digest = sha256(token);
+    // Compare against every user so the time taken does not tell which one matched.
+    let found: Permissions | null = null;
+    for (const user of this.users) if (timingSafeEqual(user.digest, digest) && found === null) found = user.permissions;
+    return found ?? { code: 'auth_failed', text: 'Unknown token' };
+  }
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/** Problems with a configured token ('' when fine). */
+export function tokenProblem(token: string): string {
+  if (token.startsWith('sha256:')) return /^sha256:[0-9a-f]{64}$/i.test(token) ? '' : 'a sha256: token needs 64 hex digits';
+  return token.length >= 8 ? '' : 'a plain token needs at least 8 characters';
+}
+
+function tokenDigest(token: string): Buffer {
+  return token.startsWith('sha256:') ? Buffer.from(token.slice(7), 'hex') : sha256(token);
+}
+
+// ----- pattern logic ----------------------------------------------------------------------------------------
+
+/** Does `pattern` match the concrete `event`? (`*` one token, trailing `>` one or more.) */
+export function matches(pattern: string, event: string): boolean {
+  const p = pattern.split('.');
+  const e = event.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return i === p.length - 1 && e.length > i;
+    if (i >= e.length) return false;
+    if (p[i] !== '*' && p[i] !== e[i]) return false;
+  }
+  return p.length === e.length;
+}
+
+/** Does `outer` match every event that `inner` (a pattern) matches? */
+export function covers(outer: string, inner: string): boolean {
+  const o = outer.split('.');
+  const n = inner.split('.');
+  for (let i = 0; i < o.length; i++) {
+    if (o[i] === '>') return i === o.length - 1 && n.length > i;
+    if (i >= n.length) return false;
+    if (n[i] === '>') return false; // inner goes on to any depth, outer does not
+    if (o[i] === '*') continue;
+    if (n[i] === '*' || o[i] !== n[i]) return false;
+  }
+  return o.length === n.length;
+}
+
+function eventAllowed(rule: AllowDeny, event: string): boolean {
+  return rule.allow.some((a) => matches(a, event)) && !rule.deny.some((d) => matches(d, event));
+}
+
+function globMatches(glob: string, name: string): boolean {
+  if (glob === '*') return true;
+  if (!glob.includes('*')) return glob === name;
+  const re = new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(name);
+}
+
+function nameAllowed(rule: AllowDeny, name: string): boolean {
+  return rule.allow.some((g) => globMatches(g, name)) && !rule.deny.some((g) => globMatches(g, name));
+}

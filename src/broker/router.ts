@@ -76,6 +76,13 @@ export class Router {
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Invalid '@' target '${meta.at}'`);
         return;
       }
+      const permissions = sender.permissions;
+      if (!permissions.unrestricted && !permissions.canAddress(at.mode === AtMode.Everyone ? '*' : at.name)) {
+        BrokerStats.inc(this.stats.dropped, 'forbidden');
+        sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Forbidden,
+          `User '${permissions.user}' may not address '@${meta.at}'`);
+        return;
+      }
       this.resolveByName(sender, at, meta.hashKey, targets);
       if (targets.length === 0) {
         // The reference broker's wording (fixtures g2, g4).

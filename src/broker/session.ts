@@ -11,6 +11,7 @@ import { metaAppend } from '../protocol/meta.js';
 import { handshakeParams } from '../protocol/url.js';
 import type { FrameLimits } from '../protocol/limits.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
+import { ALL_PERMISSIONS, Permissions } from './access.js';
 import { isValidSessionName } from './at-address.js';
 import type { FragmentRoute } from './fragment-route.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
@@ -27,6 +28,8 @@ export const enum SessionState {
 /** Pong is the same 8 bytes for everyone: one buffer, written as often as needed. */
 const PONG = encodeBare(Flag.Pong);
 export const PROTOCOL_META = 'Socket.D=1.0';
+/** Before the handshake nothing is routed, so the placeholder's rules are never consulted. */
+const NO_PERMISSIONS = new Permissions('', ALL_PERMISSIONS);
 
 export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   state = SessionState.AwaitConnect;
@@ -39,6 +42,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   lastSeen = this.createdAt;
   /** Why the session ended (a stable code), '' while open. */
   closeReason = '';
+  /** What this session may do (spec §8), set by the handshake. */
+  permissions: Permissions = NO_PERMISSIONS;
   /** The client announced it is closing (Close 1000): no longer a target of new frames. */
   closing = false;
 
@@ -194,11 +199,16 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
       this.refuse('invalid_name', `'@' name '${name}' is not valid: no spaces, '&', '=', ',' or trailing '*' / '!'`);
       return;
     }
-    const refusal = this.ctx.access.checkHandshake(params, this.connection.remoteAddress);
-    if (refusal !== null) {
-      this.refuse(refusal.code, refusal.text);
+    const admitted = this.ctx.access.authenticate(params, this.connection.remoteAddress);
+    if (!(admitted instanceof Permissions)) {
+      this.refuse(admitted.code, admitted.text);
       return;
     }
+    if (name.length > 0 && !admitted.canClaim(name)) {
+      this.refuse('name_forbidden', `User '${admitted.user}' may not claim the name '${name}'`);
+      return;
+    }
+    this.permissions = admitted;
     this.name = name;
     this.params = params;
     this.state = SessionState.Open;
