@@ -16,6 +16,7 @@ import type { BrokerSettings } from './settings.js';
 import { BrokerStats } from './stats.js';
 import { StreamTable } from './streams.js';
 import { TimerWheel } from './timer-wheel.js';
+import { TokenBucket } from './token-bucket.js';
 
 export interface BrokerDeps {
   settings: BrokerSettings;
@@ -55,6 +56,11 @@ export class Broker implements SessionContext {
   private closing = false;
   private readonly sweepBound = (): void => this.sweep();
   private drainWaiter: (() => void) | null = null;
+  /** Open connections per remote IP (spec §8 limits). */
+  private readonly perIp = new Map<string, number>();
+  private readonly handshakeBucket: TokenBucket | null;
+  private budgetTimer: NodeJS.Timeout | null = null;
+  private readonly budgetCheckBound = (): void => this.checkBudget();
 
   constructor(deps: BrokerDeps) {
     this.settings = deps.settings;
@@ -65,6 +71,8 @@ export class Broker implements SessionContext {
     this.wheel = new TimerWheel(this.settings.timerResolutionMs);
     this.streams = new StreamTable(this.wheel, this.stats);
     this.router = new Router(this.registry, this.streams, this.wheel, this.settings, this.stats, deps.events ?? NO_EVENT_ROUTING);
+    const hps = this.settings.handshakesPerSecond;
+    this.handshakeBucket = hps > 0 ? new TokenBucket(hps, hps, Date.now()) : null;
   }
 
   /** Sessions open or in their handshake. */
@@ -88,6 +96,9 @@ export class Broker implements SessionContext {
       return;
     }
     const session = new Session(this, connection, `${this.idPrefix}${(this.nextId++).toString(36)}`);
+    const ip = connection.remoteAddress;
+    const fromIp = (this.perIp.get(ip) ?? 0) + 1;
+    this.perIp.set(ip, fromIp);
     this.sessions.add(session);
     this.connections.add(session);
     this.stats.connectionsOpen++;
@@ -96,9 +107,48 @@ export class Broker implements SessionContext {
     if (this.sweepTimer === null) {
       this.sweepTimer = setInterval(this.sweepBound, this.settings.sweepIntervalMs);
       this.sweepTimer.unref();
+      this.budgetTimer = setInterval(this.budgetCheckBound, this.settings.budgetCheckMs);
+      this.budgetTimer.unref();
     }
     session.start();
+    // Limits are checked once the session can answer: the refused client gets a Close with the reason.
+    if (this.connections.size > this.settings.maxConnections) {
+      this.refuseConnection(session, 'too_many_connections', `The broker holds its limit of ${this.settings.maxConnections} connections`);
+    } else if (fromIp > this.settings.maxConnectionsPerIp) {
+      this.refuseConnection(session, 'too_many_connections_from_ip', `${ip} holds its limit of ${this.settings.maxConnectionsPerIp} connections`);
+    } else if (this.stats.overBudget) {
+      session.setBudgetPause(true);
+    }
   };
+
+  admitHandshake(now: number): boolean {
+    return this.handshakeBucket === null || this.handshakeBucket.take(now);
+  }
+
+  private refuseConnection(session: Session, reason: string, text: string): void {
+    BrokerStats.inc(this.stats.connectionsRefused, reason);
+    session.close(reason, CloseCode.Error, text);
+  }
+
+  /**
+   * The broker-wide memory budget (spec §7): above it, reading stops on every connection until the queued
+   * bytes fall below the low-water mark. Sampled every budgetCheckMs.
+   */
+  checkBudget(): void {
+    let queued = 0;
+    for (const session of this.sessions) queued += session.outbound.queuedBytes;
+    const { memoryBudgetBytes, memoryLowWaterBytes } = this.settings;
+    if (!this.stats.overBudget && queued > memoryBudgetBytes) {
+      this.stats.overBudget = true;
+      this.stats.budgetPauses++;
+      this.logger.warn({ event: 'memory_budget_exceeded', queuedBytes: queued, budgetBytes: memoryBudgetBytes }, 'memory budget exceeded: reading paused on every connection');
+      for (const session of this.sessions) session.setBudgetPause(true);
+    } else if (this.stats.overBudget && queued < memoryLowWaterBytes) {
+      this.stats.overBudget = false;
+      this.logger.info({ event: 'memory_budget_recovered', queuedBytes: queued }, 'queued bytes below the low-water mark: reading resumed');
+      for (const session of this.sessions) session.setBudgetPause(false);
+    }
+  }
 
   sessionOnOpen(session: Session): void {
     this.registry.add(session);
@@ -139,6 +189,10 @@ export class Broker implements SessionContext {
   connectionClosed(session: Session): void {
     if (!this.connections.delete(session)) return;
     this.stats.connectionsOpen--;
+    const ip = session.connection.remoteAddress;
+    const fromIp = (this.perIp.get(ip) ?? 1) - 1;
+    if (fromIp <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, fromIp);
     if (this.connections.size === 0 && this.drainWaiter !== null) this.drainWaiter();
   }
 
@@ -191,6 +245,12 @@ export class Broker implements SessionContext {
       clearInterval(this.sweepTimer);
       this.sweepTimer = null;
     }
+    if (this.budgetTimer !== null) {
+      clearInterval(this.budgetTimer);
+      this.budgetTimer = null;
+    }
+    // No session left: nothing is queued, and the next connections must not start paused.
+    this.stats.overBudget = false;
   }
 }
 

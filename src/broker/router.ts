@@ -155,6 +155,12 @@ export class Router {
   }
 
   private openStream(sender: Session, frame: Frame, targets: Session[], multi: boolean, meta: RouteMeta): void {
+    if (this.stats.overBudget) {
+      // Spec §7: over the memory budget a Request/Subscribe that cannot be delivered is refused, not lost.
+      BrokerStats.inc(this.stats.dropped, 'memory_budget');
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested, 'The broker is over its memory budget: try again later');
+      return;
+    }
     if (sender.streams.size >= this.settings.maxStreamsPerSession) {
       sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
         `Too many open streams (limit ${this.settings.maxStreamsPerSession})`);

@@ -16,6 +16,8 @@ export interface SessionContext {
   readonly router: Router;
   readonly streams: StreamTable;
   readonly access: AccessPolicy;
+  /** Takes a token from the broker-wide handshake rate limit; false refuses the handshake. */
+  admitHandshake(now: number): boolean;
   /** The handshake succeeded: register the session. */
   sessionOnOpen(session: Session): void;
   /** The session ended (once): release what it held. `wasOpen` is false for a failed handshake. */

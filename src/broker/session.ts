@@ -17,6 +17,7 @@ import type { FragmentRoute } from './fragment-route.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
 import type { SessionContext } from './session-context.js';
 import { BrokerStats } from './stats.js';
+import { TokenBucket } from './token-bucket.js';
 import type { Stream } from './streams.js';
 
 export const enum SessionState {
@@ -59,6 +60,11 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   private readonly pausedOn = new Set<Session>();
   /** Sessions paused because they fed this one's congested queue. */
   private readonly feeders = new Set<Session>();
+  /** Frames-per-second limit (spec §8), null when off. */
+  private readonly frameBucket: TokenBucket | null;
+  /** True while the broker-wide memory budget holds every reader (spec §7). */
+  private budgetPaused = false;
+  private readingStopped = false;
   private readonly decoder: FrameDecoder | null;
   private readonly messageDecoder: MessageDecoder | null;
 
@@ -68,6 +74,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     readonly id: string,
   ) {
     this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this);
+    const fps = ctx.settings.framesPerSecond;
+    this.frameBucket = fps > 0 ? new TokenBucket(fps, fps, this.createdAt) : null;
     const limits = sessionLimits(ctx.settings.limits, connection, ctx.settings.udpMaxDatagram);
     if (connection.framing === 'stream') {
       this.decoder = new FrameDecoder(limits);
@@ -89,7 +97,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   /** True while reading from this session is paused because a queue it feeds is congested (spec §7). */
   get readingPaused(): boolean {
-    return this.pausedOn.size > 0;
+    return this.readingStopped;
   }
 
   get transport(): string {
@@ -141,6 +149,12 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
         case Flag.Message:
         case Flag.Request:
         case Flag.Subscribe:
+          if (this.frameBucket !== null && !this.frameBucket.take(this.lastSeen)) {
+            BrokerStats.inc(this.ctx.stats.dropped, 'rate_limited');
+            this.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
+              `Rate limited: more than ${this.ctx.settings.framesPerSecond} frames per second`);
+            return;
+          }
           this.ctx.router.route(this, frame);
           return;
         case Flag.Reply:
@@ -197,6 +211,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     const name = params.get('@') ?? '';
     if (name.length > 0 && !isValidSessionName(name)) {
       this.refuse('invalid_name', `'@' name '${name}' is not valid: no spaces, '&', '=', ',' or trailing '*' / '!'`);
+      return;
+    }
+    if (!this.ctx.admitHandshake(this.lastSeen)) {
+      this.refuse('handshake_rate_limited', `More than ${this.ctx.settings.handshakesPerSecond} handshakes per second: try again later`);
       return;
     }
     const admitted = this.ctx.access.authenticate(params, this.connection.remoteAddress);
@@ -256,8 +274,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   /** Stops reading from this session until `target` drains; tells it with Pressure once per episode. */
   private pauseFor(target: Session): void {
     if (this.pausedOn.has(target)) return;
-    if (this.pausedOn.size === 0) this.connection.pause();
     this.pausedOn.add(target);
+    this.updateReading();
     this.ctx.stats.pressureSent++;
     this.sendControl(encodeFrame({
       flag: Flag.Pressure,
@@ -268,7 +286,23 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   private resumeFrom(target: Session): void {
     if (!this.pausedOn.delete(target)) return;
-    if (this.pausedOn.size === 0 && this.state !== SessionState.Closed) {
+    this.updateReading();
+  }
+
+  /** The broker-wide memory budget stops or restarts reading from this session (spec §7). */
+  setBudgetPause(paused: boolean): void {
+    this.budgetPaused = paused;
+    this.updateReading();
+  }
+
+  /** Reading is stopped while any reason holds: a congested target it feeds, or the memory budget. */
+  private updateReading(): void {
+    const stop = (this.pausedOn.size > 0 || this.budgetPaused) && this.state !== SessionState.Closed;
+    if (stop === this.readingStopped) return;
+    this.readingStopped = stop;
+    if (stop) {
+      this.connection.pause();
+    } else {
       // Its silence while paused was ours: the idle clock restarts now.
       this.lastSeen = Date.now();
       this.connection.resume();

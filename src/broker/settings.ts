@@ -36,6 +36,20 @@ export interface BrokerSettings {
   maxFragmentRoutesPerSession: number;
   /** Open Request/Subscribe streams per session as requester. */
   maxStreamsPerSession: number;
+  /** Connections in all (handshakes in progress included); more are closed with reason too_many_connections. */
+  maxConnections: number;
+  /** Connections from one IP address. */
+  maxConnectionsPerIp: number;
+  /** Handshakes per second, broker-wide (burst: one second's worth); 0 = no limit. */
+  handshakesPerSecond: number;
+  /** Message/Request/Subscribe frames per second per session (burst: one second's worth); 0 = no limit. */
+  framesPerSecond: number;
+  /** Bytes queued to all sessions together; above it the broker stops reading from everyone (spec §7). */
+  memoryBudgetBytes: number;
+  /** Reading resumes once the queued bytes fall below this. */
+  memoryLowWaterBytes: number;
+  /** How often the queued bytes are summed against the budget. */
+  budgetCheckMs: number;
 }
 
 export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
@@ -51,6 +65,13 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   forwardMessageBytes: true,
   maxFragmentRoutesPerSession: 256,
   maxStreamsPerSession: 10_000,
+  maxConnections: 100_000,
+  maxConnectionsPerIp: 10_000,
+  handshakesPerSecond: 2_000,
+  framesPerSecond: 1_000_000,
+  memoryBudgetBytes: 1024 * MiB,
+  memoryLowWaterBytes: 768 * MiB,
+  budgetCheckMs: 100,
 });
 
 /** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */

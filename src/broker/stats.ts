@@ -48,6 +48,10 @@ export class BrokerStats {
   streamsOpened = 0;
   streamsOpen = 0;
   slowConsumers = 0;
+  /** Times the broker-wide memory budget paused every reader (spec §7). */
+  budgetPauses = 0;
+  /** True while over the memory budget. */
+  overBudget = false;
   pressureSent = 0;
   /** Keyed by a stable reason code. */
   readonly dropped = new Map<string, number>();
@@ -55,6 +59,8 @@ export class BrokerStats {
   readonly protocolErrors = new Map<string, number>();
   readonly closes = new Map<string, number>();
   readonly handshakesRefused = new Map<string, number>();
+  /** Connections refused before their handshake by a limit, by reason. */
+  readonly connectionsRefused = new Map<string, number>();
 
   static inc<K>(map: Map<K, number>, key: K, by = 1): void {
     map.set(key, (map.get(key) ?? 0) + by);

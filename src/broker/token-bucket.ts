@@ -1,0 +1,24 @@
+/**
+ * A token bucket (spec §8 rate limits): `rate` tokens per second, holding at most `burst`. The caller passes
+ * the time, so the frame path reuses the timestamp it already took per read.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(private readonly rate: number, private readonly burst: number, now: number) {
+    this.tokens = burst;
+    this.last = now;
+  }
+
+  /** Takes one token; false when none is left (the caller refuses the action). */
+  take(now: number): boolean {
+    if (now > this.last) {
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.rate) / 1000);
+      this.last = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
