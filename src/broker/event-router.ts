@@ -57,8 +57,18 @@ export class EventRouter implements EventRouting, SessionObserver {
   private readonly rooms = new Map<string, Map<Session, Member>>();
   /** Sessions that asked for join/leave notices of an exact event. */
   private readonly watchers = new Map<string, Set<Session>>();
+  /** Round-robin cursors of the queue groups (Messages), by group name. */
   private readonly groupCursors = new Map<string, number>();
-  private requestCursor = 0;
+  /** Subscribed sessions whose permissions filter deliveries (deny lists): 0 keeps the filter off the path. */
+  private filtering = 0;
+  /** Subscriptions in each queue group, so a group's cursor goes when its last subscription does. */
+  private readonly groupSizes = new Map<string, number>();
+  /**
+   * Round-robin cursors of Request/Subscribe routing, by event: one shared cursor would let requests to
+   * other events decide which worker gets the next one (alternating two events starved a worker). Bounded:
+   * past REQUEST_CURSORS events the oldest cursor is forgotten (it restarts at 0).
+   */
+  private readonly requestCursors = new Map<string, number>();
   private readonly noticePrefix = randomUUID().slice(0, 8);
   private noticeCount = 0;
 
@@ -94,6 +104,12 @@ export class EventRouter implements EventRouting, SessionObserver {
       sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest, 'A frame without @ needs an event to route by');
       return false;
     }
+    const permissions = sender.permissions;
+    if (!permissions.unrestricted && !permissions.canPublish(event)) {
+      BrokerStats.inc(this.stats.dropped, 'forbidden');
+      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.Forbidden, `User '${permissions.user}' may not publish to '${event}'`);
+      return false;
+    }
     const match = this.index.match(event);
     if (frame.flag === Flag.Message) {
       for (const s of match.subscribers) if (s !== sender) targets.push(s);
@@ -101,18 +117,28 @@ export class EventRouter implements EventRouting, SessionObserver {
         const pick = this.pickInGroup(group.name, group.members, sender);
         if (pick !== null && !targets.includes(pick)) targets.push(pick);
       }
+      if (this.filtering > 0) filterReceivers(targets, event);
       return true;
     }
     // Request / Subscribe: exactly one, round robin over every distinct matching session.
     const candidates = match.groups.length === 0 ? match.subscribers : distinctCandidates(match.subscribers, match.groups);
     const n = candidates.length;
+    if (n === 0) return true;
+    const cursors = this.requestCursors;
+    let cursor = cursors.get(event);
+    if (cursor === undefined) {
+      cursor = 0;
+      if (cursors.size >= REQUEST_CURSORS) cursors.delete(cursors.keys().next().value as string);
+    }
     for (let tries = 0; tries < n; tries++) {
-      const pick = candidates[this.requestCursor++ % n];
-      if (pick !== sender) {
+      const pick = candidates[cursor % n];
+      cursor = (cursor + 1) % 0x40000000;
+      if (pick !== sender && (this.filtering === 0 || pick.permissions.canReceive(event))) {
         targets.push(pick);
         break;
       }
     }
+    cursors.set(event, cursor);
     return true;
   }
 
@@ -177,6 +203,10 @@ export class EventRouter implements EventRouting, SessionObserver {
   subscribe(session: Session, pattern: string, group: string, presence: boolean): [number, string] | null {
     const problem = patternProblem(pattern, this.options.maxPatternBytes);
     if (problem !== null) return [AlarmCode.BadRequest, `Invalid pattern '${pattern}': ${problem}`];
+    if (!session.permissions.canSubscribe(pattern)) {
+      BrokerStats.inc(this.stats.dropped, 'forbidden');
+      return [AlarmCode.Forbidden, `User '${session.permissions.user}' may not subscribe to '${pattern}'`];
+    }
     if (group.length > 0 && !/^[^\s&=]{1,128}$/.test(group)) return [AlarmCode.BadRequest, `Invalid group '${group}'`];
     let mine = this.bySession.get(session);
     const key = `${pattern}\u0000${group}`;
@@ -197,9 +227,11 @@ export class EventRouter implements EventRouting, SessionObserver {
     if (mine === undefined) {
       mine = new Map();
       this.bySession.set(session, mine);
+      if (session.permissions.filtersDeliveries) this.filtering++;
     }
     mine.set(key, sub);
     this.index.add(sub);
+    if (group.length > 0) this.groupSizes.set(group, (this.groupSizes.get(group) ?? 0) + 1);
     if (presence) this.watch(session, pattern);
     if (isExactPattern(pattern)) this.join(session, pattern);
     return null;
@@ -212,13 +244,26 @@ export class EventRouter implements EventRouting, SessionObserver {
     const sub = mine?.get(key);
     if (sub === undefined) return null; // idempotent, as in NATS
     mine!.delete(key);
-    if (mine!.size === 0) this.bySession.delete(session);
+    if (mine!.size === 0) this.forget(session);
     this.drop(session, sub);
     return null;
   }
 
+  /** Drops the session's subscription map (it holds none any more, or it is leaving). */
+  private forget(session: Session): void {
+    if (this.bySession.delete(session) && session.permissions.filtersDeliveries) this.filtering--;
+  }
+
   private drop(session: Session, sub: EventSubscription): void {
     this.index.remove(sub);
+    if (sub.group.length > 0) {
+      const left = (this.groupSizes.get(sub.group) ?? 1) - 1;
+      if (left > 0) this.groupSizes.set(sub.group, left);
+      else {
+        this.groupSizes.delete(sub.group);
+        this.groupCursors.delete(sub.group);
+      }
+    }
     if (isExactPattern(sub.pattern)) this.leave(session, sub.pattern);
     if (sub.presence) this.unwatch(session, sub.pattern);
   }
@@ -302,18 +347,36 @@ export class EventRouter implements EventRouting, SessionObserver {
     }
   }
 
+  /** A session announcing its close (Close 1000) gets no new deliveries; its rooms hear it leave now. */
+  sessionClosing(session: Session): void {
+    this.sessionClosed(session, true);
+  }
+
   /** A session's subscriptions disappear with it, and its rooms hear it leave. */
   sessionClosed(session: Session, wasOpen: boolean): void {
     if (!wasOpen) return;
     const mine = this.bySession.get(session);
     if (mine === undefined) return;
-    this.bySession.delete(session);
+    this.forget(session);
     for (const sub of mine.values()) this.drop(session, sub);
   }
 }
+
+/** Events whose Request/Subscribe round-robin cursor is kept. */
+const REQUEST_CURSORS = 4096;
 
 function distinctCandidates(subscribers: readonly Session[], groups: readonly { members: readonly Session[] }[]): Session[] {
   const out = subscribers.slice();
   for (const group of groups) for (const m of group.members) if (!out.includes(m)) out.push(m);
   return out;
+}
+
+/** Removes, in place, the targets whose permissions deny receiving `event` (spec §8, wildcard subscriptions). */
+function filterReceivers(targets: Session[], event: string): void {
+  let kept = 0;
+  for (let i = 0; i < targets.length; i++) {
+    const t = targets[i];
+    if (!t.permissions.filtersDeliveries || t.permissions.canReceive(event)) targets[kept++] = t;
+  }
+  targets.length = kept;
 }
