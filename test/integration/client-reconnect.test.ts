@@ -115,7 +115,7 @@ describe('client: reconnect', () => {
       client.events.on('error', (e) => void errors.push(e));
       const closed = client.events.next('close');
       await first.close();
-      second = await restartOn(p, { checkHandshake: () => ({ code: 'auth_failed', text: 'go away' }) });
+      second = await restartOn(p, { authenticate: () => ({ code: 'auth_failed', text: 'go away' }) });
       await closed;
       assert.equal(client.state, 'closed');
       assert.equal(errors[0]?.code, 'handshake_refused');
