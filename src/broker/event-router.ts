@@ -104,6 +104,11 @@ export class EventRouter implements EventRouting, SessionObserver {
       sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest, 'A frame without @ needs an event to route by');
       return false;
     }
+    if (!isPublishable(event)) {
+      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest,
+        `Cannot publish to '${event}': events are tokens separated by single dots, without '*' or '>' tokens`);
+      return false;
+    }
     const permissions = sender.permissions;
     if (!permissions.unrestricted && !permissions.canPublish(event)) {
       BrokerStats.inc(this.stats.dropped, 'forbidden');
@@ -379,4 +384,16 @@ function filterReceivers(targets: Session[], event: string): void {
     if (!t.permissions.filtersDeliveries || t.permissions.canReceive(event)) targets[kept++] = t;
   }
   targets.length = kept;
+}
+
+/**
+ * A concrete event (spec §4.2): no empty token and no wildcard token. `a.*` published would otherwise reach
+ * `a.*` subscribers literally. Checked with a few native scans per frame.
+ */
+function isPublishable(event: string): boolean {
+  if (event.charCodeAt(0) === 46 || event.charCodeAt(event.length - 1) === 46 || event.includes('..')) return false;
+  if (event.includes('*') || event.includes('>')) {
+    for (const token of event.split('.')) if (token === '*' || token === '>') return false;
+  }
+  return true;
 }

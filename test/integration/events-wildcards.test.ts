@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { AlarmCode } from '../../src/protocol/codes.js';
 import type { RunningServer } from '../../src/server.js';
-import type { RawClient } from '../support/raw-client.js';
-import { startTestBroker, eventually, type TestBrokerConfig } from '../support/broker.js';
+import { RawClient } from '../support/raw-client.js';
+import { startTestBroker, eventually, ports, type TestBrokerConfig } from '../support/broker.js';
 import { closeAll, connect } from '../support/integration.js';
 import {
   WAIT_MS, assertAlarm, assertNothing, control, expectControlAlarm, presenceOf, subscribe, unsubscribe,
@@ -219,4 +219,27 @@ test('sub= in the handshake: valid patterns are subscribed, an invalid one or on
     assert.equal(server.events.subscriptionCount, 2);
     assert.deepEqual((await deliveries(publisher, ['ok.one', 'ok.two', 'ok.two.three'], [client], 2))[0], ['ok.one', 'ok.two']);
   }, { limits: { maxSubscriptionsPerSession: 2 } });
+});
+
+test('published events with wildcard or empty tokens are refused with Alarm 4000 and reach nobody', async () => {
+  const server = await startTestBroker();
+  const p = ports(server);
+  const sub = await RawClient.connect('tcp', p.tcp, { query: 'sub=a.>' });
+  const pub = await RawClient.connect('tcp', p.tcp);
+  try {
+    await eventually(() => server.events.subscriptionCount === 1, 2000, 'subscribed');
+    for (const event of ['a.*', 'a.>', 'a..b', '.a', 'a.']) {
+      const s = pub.send({ flag: Flag.Message, event, data: event });
+      const alarm = await pub.nextFor(s);
+      assert.equal(alarm.flag, Flag.Alarm, event);
+      assert.equal(alarm.meta('code'), '4000', event);
+    }
+    pub.send({ flag: Flag.Message, event: 'a.b*c', data: 'literal' });
+    assert.equal((await sub.nextFlag(Flag.Message)).data.toString(), 'literal', "a '*' inside a token is just a character");
+    assert.deepEqual(await sub.collect(100), [], 'none of the refused events was delivered');
+  } finally {
+    sub.close();
+    pub.close();
+    await server.close();
+  }
 });
