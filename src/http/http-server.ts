@@ -4,13 +4,13 @@
  * The admin endpoints require `Authorization: Bearer <token>` (or `?token=`) when http.adminToken is set.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
 import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
+import { listenServer } from '../transport/listen.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -47,14 +47,7 @@ export class BrokerHttpServer {
   }
 
   listen(): Promise<BoundAddress> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        const address = this.server.address() as AddressInfo;
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenServer(this.server, this.options.port, this.options.host);
   }
 
   close(): Promise<void> {

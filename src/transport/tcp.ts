@@ -14,6 +14,7 @@ import type {
   Listener,
   TransportCloseCode,
 } from './connection.js';
+import { listenServer, stopListening } from './listen.js';
 
 /** Default high-water mark of a connection's outbound buffer (pending + socket-buffered bytes). */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -290,28 +291,14 @@ export class TcpListener implements Listener {
   }
 
   listen(): Promise<BoundAddress> {
-    return new Promise<BoundAddress>((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      this.server.once('error', onError);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.removeListener('error', onError);
-        const address = this.server.address() as net.AddressInfo;
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenServer(this.server, this.options.port, this.options.host);
   }
 
-  /**
-   * Stops accepting. server.close() releases the listening socket at once but calls back only when every
-   * accepted connection has ended, which the Listener contract says not to wait for (open connections are
-   * the sessions' business), so we resolve once the listening handle is gone.
-   */
+  /** Stops accepting; open connections are not waited for (see stopListening). */
   close(): Promise<void> {
     if (this.closing) return Promise.resolve();
     this.closing = true;
-    if (!this.server.listening) return Promise.resolve();
-    this.server.close();
-    return new Promise<void>((resolve) => setImmediate(resolve));
+    return stopListening(this.server);
   }
 
   private serverOnConnection(socket: net.Socket): void {

@@ -16,6 +16,7 @@ import type {
   Listener,
   TransportCloseCode,
 } from './connection.js';
+import { listenServer, stopListening } from './listen.js';
 import { DEFAULT_HIGH_WATER_MARK, type TlsServerOptions } from './tcp.js';
 
 /** The subprotocol the server selects when offered (spec §2). */
@@ -265,15 +266,7 @@ export class WsListener implements Listener {
   }
 
   listen(): Promise<BoundAddress> {
-    return new Promise<BoundAddress>((resolve, reject) => {
-      const onError = (error: Error): void => reject(error);
-      this.httpServer.once('error', onError);
-      this.httpServer.listen(this.options.port, this.options.host, () => {
-        this.httpServer.removeListener('error', onError);
-        const address = this.httpServer.address() as net.AddressInfo;
-        resolve({ host: address.address, port: address.port });
-      });
-    });
+    return listenServer(this.httpServer, this.options.port, this.options.host);
   }
 
   /**
@@ -285,9 +278,7 @@ export class WsListener implements Listener {
     if (this.closing) return Promise.resolve();
     this.closing = true;
     this.wss.close();
-    if (!this.httpServer.listening) return Promise.resolve();
-    this.httpServer.close();
-    return new Promise<void>((resolve) => setImmediate(resolve));
+    return stopListening(this.httpServer);
   }
 
   private httpServerOnRequest(_request: http.IncomingMessage, response: http.ServerResponse): void {
