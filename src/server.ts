@@ -2,6 +2,7 @@
  * The wiring point (principle 6): builds the logger, the broker and the listeners from a config, starts
  * them, and stops them in order. Tests start it on port 0; the CLI starts it from YAML and flags.
  */
+import { hostname } from 'node:os';
 import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
 import type { AccessPolicy } from './broker/access.js';
@@ -34,15 +35,27 @@ export interface RunningServer {
   readonly metrics: BrokerMetrics;
   readonly addresses: ServerAddresses;
   readonly logger: Logger;
-  /** Stops accepting, closes every session (Close frames flushed up to `deadlineMs`), closes the listeners. */
+  /**
+   * Stops accepting, closes every session (Close frames and queues flushed up to `deadlineMs`, by default the
+   * config's shutdown.drainMs), closes the listeners.
+   */
   close(deadlineMs?: number): Promise<void>;
 }
 
+/**
+ * The process logger: JSON lines on stderr (fields: level, time, pid, hostname, service, event, msg, ...), or
+ * pino-pretty's human-readable form when log.pretty is set.
+ */
 export function createLogger(config: BrokerConfig): Logger {
+  const base = { service: 'socketd-broker', pid: process.pid, hostname: hostname() };
   if (config.log.pretty) {
-    return pino({ level: config.log.level, transport: { target: 'pino-pretty', options: { destination: 2 } } });
+    return pino({
+      level: config.log.level,
+      base,
+      transport: { target: 'pino-pretty', options: { destination: 2, translateTime: 'SYS:standard', ignore: 'pid,hostname,service' } },
+    });
   }
-  return pino({ level: config.log.level, base: { service: 'socketd-broker' } }, pino.destination(2));
+  return pino({ level: config.log.level, base }, pino.destination({ dest: 2, sync: true }));
 }
 
 export async function startServer(config: BrokerConfig, options: ServerOptions = {}): Promise<RunningServer> {
@@ -69,7 +82,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const metrics = new BrokerMetrics({ broker, events });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
-      { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken },
+      { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken, serveExamples: config.http.serveExamples },
       { broker, events, metrics, logger, isReady: () => ready },
     )
     : null;
@@ -87,7 +100,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   logger.info({ event: 'broker_started', addresses }, 'socketd-broker listening');
 
   let closed: Promise<void> | null = null;
-  const close = (deadlineMs = 5_000): Promise<void> => {
+  const close = (deadlineMs = config.shutdown.drainMs): Promise<void> => {
     closed ??= (async () => {
       ready = false;
       // udp has no accept to stop, and closing its socket would end its sessions before their Close frames

@@ -6,7 +6,6 @@
  * the transport adapters batch writes per tick. Inbound frames are decoded by the shared codec into views
  * of the received bytes. Per-request objects hold their own state (no closures beyond the Promise's own).
  */
-import { randomBytes } from 'node:crypto';
 import type tls from 'node:tls';
 import { Flag } from '../protocol/flags.js';
 import type { Frame } from '../protocol/frame.js';
@@ -16,7 +15,7 @@ import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame, encodeHead } fro
 import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, type FrameLimits } from '../protocol/limits.js';
 import { AlarmCode, CloseCode } from '../protocol/codes.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
-import { dial, type Dial } from './dial.js';
+import type { Dial, Dialer } from './dialer.js';
 import { SocketdError } from './errors.js';
 import { ClientEvents } from './events.js';
 import {
@@ -121,6 +120,20 @@ const EMPTY = Buffer.alloc(0);
 /** Code of the Alarm sent when a local handler throws on a Request or Subscribe. */
 export const HANDLER_FAILED_ALARM = 5000;
 const NO_SUCH_HANDLER = AlarmCode.NoRoute;
+
+/** `bytes` random bytes as hex, from Web Crypto (global in Node 20 and in browsers). */
+function randomHex(bytes: number): string {
+  const out = new Uint8Array(bytes);
+  globalThis.crypto.getRandomValues(out);
+  let hex = '';
+  for (let i = 0; i < out.length; i++) hex += out[i]!.toString(16).padStart(2, '0');
+  return hex;
+}
+
+/** Node timers can be unref'd (they must not keep a process alive); browser timers are plain numbers. */
+function unrefTimer(timer: NodeJS.Timeout | null): void {
+  if (timer !== null && typeof timer === 'object' && typeof timer.unref === 'function') timer.unref();
+}
 
 function ms(value: number | undefined, fallback: number, what: string): number {
   if (value === undefined) return fallback;
@@ -449,7 +462,7 @@ export class Client implements Responder {
   private link: Link | null = null;
   private handshake: Handshake | null = null;
   private generation = 0;
-  private readonly sidPrefix = randomBytes(8).toString('hex');
+  private readonly sidPrefix = randomHex(8);
   private sidCount = 0;
   private readonly pending = new Map<string, Pending>();
 
@@ -483,8 +496,11 @@ export class Client implements Responder {
   private readonly tlsOptions: tls.ConnectionOptions | undefined;
   private readonly maxDatagram: number;
 
-  /** Use {@link connect}. */
-  constructor(url: string, options: ClientOptions = {}) {
+  /**
+   * Use {@link connect}. `dialer` opens the transport: the Node entry passes its tcp/tcps/udp/ws/wss dialer,
+   * the browser entry its WebSocket one.
+   */
+  constructor(url: string, options: ClientOptions, private readonly dialer: Dialer) {
     this.target = parseClientUrl(url, options.name);
     this._connectTimeout = ms(options.connectTimeout, 10_000, 'connectTimeout');
     this.requestTimeout = ms(options.requestTimeout, 10_000, 'requestTimeout');
@@ -721,7 +737,7 @@ export class Client implements Responder {
       const hs: Handshake = { sid: this.nextSid(), resolve, reject, timer: null, dial: null, link: null };
       this.handshake = hs;
       hs.timer = setTimeout(handshakeOnTimeout, this._connectTimeout, this, hs);
-      hs.dial = dial(this.target, { tls: this.tlsOptions, maxDatagram: this.maxDatagram, maxPayload: this.limits.maxFrame });
+      hs.dial = this.dialer(this.target, { tls: this.tlsOptions, maxDatagram: this.maxDatagram, maxPayload: this.limits.maxFrame });
       hs.dial.promise.then(
         (connection) => {
           if (this.handshake !== hs) {
@@ -758,7 +774,7 @@ export class Client implements Responder {
     this.lastReceived = Date.now();
     if (this.heartbeatInterval > 0 && this.heartbeatTimer === null) {
       this.heartbeatTimer = setInterval(heartbeatTick, this.heartbeatInterval, this);
-      this.heartbeatTimer.unref();
+      unrefTimer(this.heartbeatTimer);
     }
     hs.resolve();
   }
@@ -886,7 +902,7 @@ export class Client implements Responder {
         this.pressuredValue = true;
         if (this.pressureTimer !== null) clearTimeout(this.pressureTimer);
         this.pressureTimer = setTimeout(pressureOff, this.pressureHold, this);
-        this.pressureTimer.unref();
+        unrefTimer(this.pressureTimer);
         this.events.emit('pressure', frame.data.toString('utf8'));
         return;
       case Flag.Close: {
@@ -1218,11 +1234,12 @@ function endLink(link: Link): void {
 }
 
 /**
- * Connects to the broker and resolves once the Connack arrived. Rejects with SocketdError
+ * Connects with the given dialer and resolves once the Connack arrived. Rejects with SocketdError
  * `handshake_refused` (with the broker's Close code, reason and text), `connect_timeout` or `connect_failed`.
+ * The entries wrap it: `connect` in index.ts (Node, every transport) and in browser.ts (WebSocket only).
  */
-export async function connect(url: string, options: ClientOptions = {}): Promise<Client> {
-  const client = new Client(url, options);
+export async function connectWith(dialer: Dialer, url: string, options: ClientOptions = {}): Promise<Client> {
+  const client = new Client(url, options, dialer);
   await client._start();
   return client;
 }

@@ -11,19 +11,9 @@ import { WsConnection, SOCKET_D_SUBPROTOCOL } from '../transport/ws.js';
 import { dialUdp } from '../transport/udp.js';
 import { SocketdError } from './errors.js';
 import type { ClientUrl } from './url.js';
+import type { Dial, DialOptions, Dialer } from './dialer.js';
 
-export interface DialOptions {
-  tls?: tls.ConnectionOptions | undefined;
-  maxDatagram: number;
-  /** Largest inbound ws message (the frame limit). */
-  maxPayload: number;
-}
-
-export interface Dial {
-  readonly promise: Promise<Connection>;
-  /** Abandons the dial: the socket is destroyed and the promise rejects (or its connection is closed). */
-  cancel(reason: string): void;
-}
+export type { Dial, DialOptions, Dialer } from './dialer.js';
 
 function failed(target: ClientUrl, error: unknown): SocketdError {
   const message = error instanceof Error ? error.message : String(error);
@@ -32,7 +22,8 @@ function failed(target: ClientUrl, error: unknown): SocketdError {
 
 function ignore(): void {}
 
-export function dial(target: ClientUrl, options: DialOptions): Dial {
+/** The Node dialer (every transport), injected into the client by the Node entry (index.ts). */
+export const dial: Dialer = (target: ClientUrl, options: DialOptions): Dial => {
   switch (target.transport) {
     case 'tcp':
     case 'tcps':
@@ -43,7 +34,7 @@ export function dial(target: ClientUrl, options: DialOptions): Dial {
     case 'udp':
       return dialDatagram(target, options);
   }
-}
+};
 
 function dialTcp(target: ClientUrl, options: DialOptions): Dial {
   const secure = target.transport === 'tcps';

@@ -69,7 +69,7 @@ export class ClientEvents {
       try {
         listener(...args);
       } catch (error) {
-        process.nextTick(() => { throw error; });
+        queueMicrotask(() => { throw error; }); // reported as uncaught, as in Node and browsers alike
       }
     }
   }

@@ -4,7 +4,19 @@
  *   import { connect, json } from 'socketd-broker/client';
  *   const client = await connect('sd:tcp://127.0.0.1:8602', { name: 'orders' });
  */
-export { connect, Client, ReplyStream, HANDLER_FAILED_ALARM } from './client.js';
+import { connectWith, type Client, type ClientOptions } from './client.js';
+import { dial } from './dial.js';
+
+/**
+ * Connects to the broker (tcp, tcps, udp, ws or wss) and resolves once the Connack arrived. Rejects with
+ * SocketdError `handshake_refused` (with the broker's Close code, reason and text), `connect_timeout` or
+ * `connect_failed`.
+ */
+export function connect(url: string, options: ClientOptions = {}): Promise<Client> {
+  return connectWith(dial, url, options);
+}
+
+export { Client, ReplyStream, HANDLER_FAILED_ALARM } from './client.js';
 export type {
   ClientOptions,
   ClientState,
@@ -21,4 +33,5 @@ export { SocketdError, type SocketdErrorCode } from './errors.js';
 export { ClientEvents, type ClientEventMap, type ClientEventName } from './events.js';
 export { IncomingMessage, Reply, json, type Data, type Metas, type PresenceEntry, type PresenceNotice } from './message.js';
 export { matchPattern, patternProblem } from './pattern.js';
+export type { Dial, DialOptions, Dialer } from './dialer.js';
 export { parseClientUrl, type ClientUrl, type ClientTransport } from './url.js';

@@ -13,7 +13,8 @@ export interface ListenerConfig {
 
 export interface BrokerConfig {
   listeners: { tcp: ListenerConfig; udp: ListenerConfig; ws: ListenerConfig };
-  http: ListenerConfig & { adminToken: string };
+  /** serveExamples: the example chat page at /examples/chat/ (files of examples/web and dist/browser only). */
+  http: ListenerConfig & { adminToken: string; serveExamples: boolean };
   limits: {
     maxSid: number;
     maxEvent: number;
@@ -29,6 +30,8 @@ export interface BrokerConfig {
   flow: { outboundHighWaterBytes: number; outboundLimitBytes: number; slowConsumerPolicy: 'disconnect' | 'drop' };
   fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  /** Graceful shutdown (SIGTERM/SIGINT): how long sessions get to flush their queues and Close frames. */
+  shutdown: { drainMs: number };
 }
 
 const ALL = '0.0.0.0';
@@ -39,7 +42,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     udp: { enabled: true, host: ALL, port: 8603 },
     ws: { enabled: true, host: ALL, port: 8604 },
   },
-  http: { enabled: true, host: ALL, port: 8680, adminToken: '' },
+  http: { enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true },
   limits: {
     ...DEFAULT_FRAME_LIMITS,
     udpMaxDatagram: DEFAULT_SETTINGS.udpMaxDatagram,
@@ -60,6 +63,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   },
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false },
+  shutdown: { drainMs: 5_000 },
 });
 
 type Rule =
@@ -76,7 +80,7 @@ const DAY = 24 * 3600 * 1000;
 /** Field rules by section; the `limits` maxima are the protocol's (they may only be lowered, spec §1). */
 export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>> = {
   listeners: { tcp: listener, udp: listener, ws: listener },
-  http: { ...listener, adminToken: { kind: 'string' } },
+  http: { ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' } },
   limits: {
     maxSid: positive(DEFAULT_FRAME_LIMITS.maxSid),
     maxEvent: positive(DEFAULT_FRAME_LIMITS.maxEvent),
@@ -104,6 +108,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     pretty: { kind: 'bool' },
   },
+  shutdown: { drainMs: { kind: 'int', min: 0, max: 3600 * 1000 } },
 };
 
 function isRule(value: unknown): value is Rule {
@@ -137,7 +142,7 @@ function checkValue(rule: Rule, value: unknown, path: string, problems: string[]
 
 function checkSection(rules: Record<string, Rule | Record<string, Rule>>, value: unknown, path: string, problems: string[]): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    problems.push(`${path}: expected a mapping, got ${describe(value)}`);
+    problems.push(`${path.length > 0 ? path : '(top level)'}: expected a mapping, got ${describe(value)}`);
     return;
   }
   for (const [key, child] of Object.entries(value)) {

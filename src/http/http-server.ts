@@ -2,8 +2,13 @@
  * The broker's HTTP port (default 8680): health for orchestrators, Prometheus metrics, and JSON admin
  * endpoints modelled on NATS monitoring (/connz, /subsz, plus /namez), paged with `offset` and `limit`.
  * The admin endpoints require `Authorization: Bearer <token>` (or `?token=`) when http.adminToken is set.
+ * With http.serveExamples, `/examples/chat/` serves the example chat page (files of examples/web, and the
+ * browser SDK bundle from dist/browser), nothing else of the package.
  */
 import http from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
@@ -17,6 +22,8 @@ export interface HttpServerOptions {
   port: number;
   /** '' for none: admin endpoints are then open (bind the port to a private interface). */
   adminToken: string;
+  /** Serve the example chat page at /examples/chat/ (default false). */
+  serveExamples?: boolean;
 }
 
 export interface HttpSources {
@@ -29,6 +36,27 @@ export interface HttpSources {
 }
 
 const MAX_PAGE = 1000;
+
+/** The package root: this file is dist/src/http/http-server.js. */
+const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+/** The example page's url prefix and the only two directories it reads from. */
+const EXAMPLES_PREFIX = '/examples/chat/';
+const EXAMPLES_WEB_DIR = path.join(PACKAGE_ROOT, 'examples', 'web');
+const BROWSER_BUNDLE_DIR = path.join(PACKAGE_ROOT, 'dist', 'browser');
+/** Files served from dist/browser; every other name comes from examples/web. */
+const BUNDLE_FILES = new Set(['socketd-client.js', 'socketd-client.js.map']);
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.txt': 'text/plain; charset=utf-8',
+};
 
 export class BrokerHttpServer {
   private readonly server: http.Server;
@@ -61,6 +89,10 @@ export class BrokerHttpServer {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, { error: 'method_not_allowed' });
+      return;
+    }
+    if (this.options.serveExamples === true && (url.pathname === '/examples/chat' || url.pathname.startsWith(EXAMPLES_PREFIX))) {
+      await serveExample(req, res, url.pathname);
       return;
     }
     const { broker, events, metrics } = this.sources;
@@ -143,6 +175,47 @@ function send(res: http.ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
+}
+
+/**
+ * The example chat page: `/examples/chat/NAME` is examples/web/NAME, or dist/browser/NAME for the SDK bundle.
+ * The name is percent-decoded and must stay inside its directory (no `..`, no absolute path, no NUL byte).
+ */
+async function serveExample(req: http.IncomingMessage, res: http.ServerResponse, pathname: string): Promise<void> {
+  if (pathname === '/examples/chat') {
+    res.writeHead(301, { location: EXAMPLES_PREFIX, 'content-length': 0 });
+    res.end();
+    return;
+  }
+  let name: string;
+  try {
+    name = decodeURIComponent(pathname.slice(EXAMPLES_PREFIX.length));
+  } catch {
+    send(res, 400, { error: 'bad_path' });
+    return;
+  }
+  if (name.length === 0) name = 'index.html';
+  const dir = BUNDLE_FILES.has(name) ? BROWSER_BUNDLE_DIR : EXAMPLES_WEB_DIR;
+  const file = path.resolve(dir, name);
+  if (name.includes('\0') || name.includes('\\') || !file.startsWith(dir + path.sep)) {
+    send(res, 404, { error: 'not_found', path: pathname });
+    return;
+  }
+  let body: Buffer;
+  try {
+    if (!(await stat(file)).isFile()) throw new Error('not a file');
+    body = await readFile(file);
+  } catch {
+    send(res, 404, { error: 'not_found', path: pathname });
+    return;
+  }
+  res.writeHead(200, {
+    'content-type': CONTENT_TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
+    'content-length': body.length,
+    'cache-control': 'no-cache',
+    'x-content-type-options': 'nosniff',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
 }
 
 function clampInt(text: string | null, min: number, max: number, fallback: number): number {
