@@ -3,17 +3,18 @@
  * them, and stops them in order. Tests start it on port 0; the CLI starts it from YAML and flags.
  */
 import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
-import type { AccessPolicy } from './broker/access.js';
+import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
 import { BrokerMetrics } from './metrics/metrics.js';
-import { settingsFromConfig } from './config/load.js';
-import type { BrokerConfig } from './config/schema.js';
+import { ConfigError, settingsFromConfig } from './config/load.js';
+import type { AccessSection, BrokerConfig, TlsListenerConfig } from './config/schema.js';
 import type { BoundAddress, Listener } from './transport/connection.js';
-import { TcpListener } from './transport/tcp.js';
+import { TcpListener, type TlsServerOptions } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
 import { WsListener } from './transport/ws.js';
 
@@ -26,6 +27,8 @@ export interface ServerAddresses {
   tcp?: BoundAddress;
   udp?: BoundAddress;
   ws?: BoundAddress;
+  tcps?: BoundAddress;
+  wss?: BoundAddress;
   http?: BoundAddress;
 }
 
@@ -67,14 +70,22 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
   }, stats);
-  const broker = new Broker({ settings, logger, stats, access: options.access, events, observers: [events] });
-  const { tcp, udp, ws } = config.listeners;
+  const access = options.access ?? accessPolicyFrom(config.access);
+  const broker = new Broker({ settings, logger, stats, access, events, observers: [events] });
+  const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
   if (tcp.enabled) listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark }, broker.accept)]);
   if (udp.enabled) listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram }, broker.accept)]);
   if (ws.enabled) {
     listeners.push(['ws', new WsListener({ host: ws.host, port: ws.port, maxPayload: settings.limits.maxFrame, highWaterMark }, broker.accept)]);
+  }
+  if (tcps.enabled) {
+    listeners.push(['tcps', new TcpListener({ host: tcps.host, port: tcps.port, highWaterMark, tls: readTls('tcps', tcps) }, broker.accept)]);
+  }
+  if (wss.enabled) {
+    const tls = readTls('wss', wss);
+    listeners.push(['wss', new WsListener({ host: wss.host, port: wss.port, maxPayload: settings.limits.maxFrame, highWaterMark, tls }, broker.accept)]);
   }
   const addresses: ServerAddresses = {};
   const started: Listener[] = [];
@@ -115,4 +126,33 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     return closed;
   };
   return { broker, events, metrics, addresses, logger, close };
+}
+
+/** The TLS key and certificate of a listener, read once at start; a missing file stops the start with its path. */
+function readTls(name: string, listener: TlsListenerConfig): TlsServerOptions {
+  const read = (key: 'keyFile' | 'certFile'): Buffer => {
+    try {
+      return readFileSync(listener[key]);
+    } catch (error) {
+      throw new ConfigError('listeners', [`listeners.${name}.${key}: cannot read ${listener[key]}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
+    }
+  };
+  return { key: read('keyFile'), cert: read('certFile') };
+}
+
+/** The access policy of the config's access section; unset permission lists allow everything. */
+export function accessPolicyFrom(section: AccessSection): AccessPolicy {
+  const complete = (rules: Partial<PermissionRules> | undefined): PermissionRules => {
+    const out = { ...ALL_PERMISSIONS } as PermissionRules;
+    for (const key of Object.keys(ALL_PERMISSIONS) as (keyof PermissionRules)[]) {
+      const given = rules?.[key];
+      if (given !== undefined) out[key] = { allow: given.allow ?? ALL_PERMISSIONS[key].allow, deny: given.deny ?? [] };
+    }
+    return out;
+  };
+  return new ConfigAccessPolicy({
+    anonymous: section.anonymous,
+    anonymousPermissions: complete(section.anonymousPermissions),
+    users: section.users.map((u) => ({ name: u.name, token: u.token, permissions: complete(u.permissions) })),
+  });
 }

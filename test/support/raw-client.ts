@@ -104,7 +104,13 @@ export class RawClient implements FrameSink {
   /** Opens the socket and completes the handshake. */
   static async connect(transport: RawTransport, port: number, options: RawConnectOptions = {}): Promise<RawClient> {
     const client = await RawClient.open(transport, port);
-    await client.handshake(port, options);
+    try {
+      await client.handshake(port, options);
+    } catch (error) {
+      // A refused handshake must not leave the socket open (a bound udp socket keeps the process alive).
+      client.close();
+      throw error;
+    }
     return client;
   }
 

@@ -116,17 +116,17 @@ test('a partial file keeps the other defaults', () => {
 
 test('unknown key at the top level names it and lists the sections', () => {
   assert.deepEqual(problemsOf({ logging: { level: 'info' } }), [
-    'logging: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown)',
+    'logging: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access)',
   ]);
 });
 
 test('unknown key nested, at two depths', () => {
   const problems = problemsOf({ limits: { maxDta: 5 }, listeners: { tcp: { prot: 1 } } });
   assert.deepEqual(problems, [
-    'limits.maxDta: unknown key (known: maxSid, maxEvent, maxMeta, maxData, maxFrame, udpMaxDatagram, maxStreamsPerSession, maxFragmentRoutesPerSession, maxSubscriptionsPerSession)',
+    'limits.maxDta: unknown key (known: maxSid, maxEvent, maxMeta, maxData, maxFrame, udpMaxDatagram, maxStreamsPerSession, maxFragmentRoutesPerSession, maxSubscriptionsPerSession, maxConnections, maxConnectionsPerIp, handshakesPerSecond, framesPerSecond)',
     'listeners.tcp.prot: unknown key (known: enabled, host, port)',
   ]);
-  assert.deepEqual(problemsOf({ listeners: { sctp: {} } }), ['listeners.sctp: unknown key (known: tcp, udp, ws)']);
+  assert.deepEqual(problemsOf({ listeners: { sctp: {} } }), ['listeners.sctp: unknown key (known: tcp, udp, ws, tcps, wss)']);
 });
 
 test('wrong types: integer, boolean, string, mapping, list, null, top level', () => {
