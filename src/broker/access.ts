@@ -129,7 +129,9 @@ export class ConfigAccessPolicy implements AccessPolicy {
 
   authenticate(params: ReadonlyMap<string, string>): Permissions | HandshakeRefusal {
     const token = params.get('token');
-    if (token === undefined || token.length === 0) {
+    // With no users configured there is nothing to check a token against: it is ignored (a client carrying
+    // a token meant for another broker still connects anonymously, when anonymous access is on).
+    if (token === undefined || token.length === 0 || this.users.length === 0) {
       if (this.anonymous !== null) return this.anonymous;
       return { code: 'auth_required', text: 'This broker needs a token (URL param or Connect meta `token`)' };
     }

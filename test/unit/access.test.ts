@@ -107,6 +107,9 @@ describe('ConfigAccessPolicy', () => {
     assert.equal(anon.canPublish('reports.daily'), true);
     assert.equal(anon.canPublish('orders.new'), false);
     assert.ok(OPEN_ACCESS.authenticate(new Map(), '127.0.0.1') instanceof Permissions);
+    const ignored = open.authenticate(new Map([['token', 'meant-for-another-broker']]));
+    assert.ok(ignored instanceof Permissions, 'with no users, a token is ignored');
+    assert.equal(ignored.user, 'anonymous');
   });
 
   test('tokenProblem: short plain tokens and malformed hashes', () => {
