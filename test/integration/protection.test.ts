@@ -115,6 +115,7 @@ describe('limits (spec §8)', () => {
     try {
       await refusedWith(RawClient.connect('tcp', p.tcp), 'too_many_connections');
       assert.equal(server.broker.stats.connectionsRefused.get('too_many_connections'), 1);
+      assert.match(await server.metrics.text(), /^socketd_connections_refused_total\{reason="too_many_connections"\} 1$/m);
       a.close();
       await eventually(() => server.broker.connectionCount === 1, 2000, 'a gone');
       const c = await RawClient.connect('tcp', p.tcp);
@@ -193,6 +194,7 @@ describe('memory budget (spec §7)', () => {
       for (let i = 0; i < 64; i++) producer.send({ flag: Flag.Message, event: 'x', meta: '@=sink', data: payload });
       await eventually(() => server.broker.stats.overBudget, 5000, 'over budget');
       assert.ok(server.broker.stats.budgetPauses >= 1);
+      assert.match(await server.metrics.text(), /^socketd_memory_budget_exceeded 1$/m);
       assert.ok([...server.broker.allSessions()].every((s) => s.readingPaused), 'every reader paused');
       // The other client's frames are not read while paused; after resume its Request is answered or alarmed.
       socket.resume();
