@@ -209,6 +209,8 @@ export class Broker implements SessionContext {
         if (now - session.createdAt >= handshakeTimeoutMs) {
           session.close('handshake_timeout', CloseCode.ProtocolIllegal, `no Connect within ${handshakeTimeoutMs} ms`);
         }
+      } else if (session.outbound.congested && now - session.outbound.congestedSince >= this.settings.outbound.congestionTimeoutMs) {
+        session.congestionExpired(now);
       } else if (session.state === SessionState.Open && !session.readingPaused && now - session.lastSeen >= idleTimeoutMs) {
         // A session we stopped reading from (backpressure) is not silent by its own doing.
         session.close('idle_timeout', CloseCode.ProtocolClose, `silent for ${idleTimeoutMs} ms`);

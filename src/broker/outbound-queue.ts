@@ -33,6 +33,8 @@ export interface OutboundOwner {
 export class OutboundQueue {
   /** True between a write that crossed the high-water mark and the transport's drain. */
   congested = false;
+  /** When the current congestion began (ms), for the congestion deadline. */
+  congestedSince = 0;
 
   constructor(
     private readonly connection: Connection,
@@ -66,7 +68,10 @@ export class OutboundQueue {
     this.stats.bytesOut += size;
     // The transport's high-water mark is ours (the wiring point passes it); only its word counts, because
     // only it reports the drain that ends the congestion (udp never pushes back, so is never congested).
-    if (!belowHighWater) this.congested = true;
+    if (!belowHighWater && !this.congested) {
+      this.congested = true;
+      this.congestedSince = Date.now();
+    }
     return Delivery.Queued;
   }
 

@@ -320,6 +320,13 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.close('slow_consumer', null, `outbound queue reached ${queuedBytes} bytes (limit ${this.ctx.settings.outbound.limitBytes})`, true);
   }
 
+  /** Congested past the deadline without draining: a slow consumer whatever the policy (spec §7). */
+  congestionExpired(now: number): void {
+    this.ctx.stats.slowConsumers++;
+    const seconds = ((now - this.outbound.congestedSince) / 1000).toFixed(1);
+    this.close('slow_consumer', null, `outbound queue congested for ${seconds} s without draining (${this.outbound.queuedBytes} bytes)`, true);
+  }
+
   // ----- ending ------------------------------------------------------------------------------------------
 
   /**

@@ -10,6 +10,11 @@ export interface OutboundSettings {
   limitBytes: number;
   /** `disconnect` closes the slow consumer; `drop` drops Messages to it (streams still disconnect). */
   policy: SlowConsumerPolicy;
+  /**
+   * A session congested (above high water, no drain) for this long is a slow consumer too: otherwise a
+   * consumer that never reads would hold the senders it paused forever, below its limit.
+   */
+  congestionTimeoutMs: number;
 }
 
 /** Everything the broker core needs to know; src/config builds it from YAML, flags and env. */
@@ -61,7 +66,7 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   streamTimeoutMs: 2 * 60 * 60 * 1000,
   sweepIntervalMs: 1_000,
   timerResolutionMs: 50,
-  outbound: Object.freeze({ highWaterBytes: 1 * MiB, limitBytes: 64 * MiB, policy: 'disconnect' as SlowConsumerPolicy }),
+  outbound: Object.freeze({ highWaterBytes: 1 * MiB, limitBytes: 64 * MiB, policy: 'disconnect' as SlowConsumerPolicy, congestionTimeoutMs: 10_000 }),
   forwardMessageBytes: true,
   maxFragmentRoutesPerSession: 256,
   maxStreamsPerSession: 10_000,

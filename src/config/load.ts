@@ -123,8 +123,13 @@ export function settingsFromConfig(config: BrokerConfig): BrokerSettings {
     requestTimeoutMs: timeouts.requestMs,
     streamTimeoutMs: timeouts.streamMs,
     // Timeouts fire at most a quarter late, checked at least once a second.
-    sweepIntervalMs: Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.handshakeMs, timeouts.idleMs) / 4))),
-    outbound: { highWaterBytes: flow.outboundHighWaterBytes, limitBytes: flow.outboundLimitBytes, policy: flow.slowConsumerPolicy },
+    sweepIntervalMs: Math.max(10, Math.min(1000, Math.floor(Math.min(timeouts.handshakeMs, timeouts.idleMs, flow.congestionTimeoutMs) / 4))),
+    outbound: {
+      highWaterBytes: flow.outboundHighWaterBytes,
+      limitBytes: flow.outboundLimitBytes,
+      policy: flow.slowConsumerPolicy,
+      congestionTimeoutMs: flow.congestionTimeoutMs,
+    },
     forwardMessageBytes: config.fastPaths.forwardMessageBytes,
   });
 }

@@ -50,6 +50,7 @@ export interface BrokerConfig {
     outboundHighWaterBytes: number;
     outboundLimitBytes: number;
     slowConsumerPolicy: 'disconnect' | 'drop';
+    congestionTimeoutMs: number;
     memoryBudgetBytes: number;
     memoryLowWaterBytes: number;
   };
@@ -92,6 +93,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     outboundHighWaterBytes: DEFAULT_SETTINGS.outbound.highWaterBytes,
     outboundLimitBytes: DEFAULT_SETTINGS.outbound.limitBytes,
     slowConsumerPolicy: DEFAULT_SETTINGS.outbound.policy,
+    congestionTimeoutMs: DEFAULT_SETTINGS.outbound.congestionTimeoutMs,
     memoryBudgetBytes: DEFAULT_SETTINGS.memoryBudgetBytes,
     memoryLowWaterBytes: DEFAULT_SETTINGS.memoryLowWaterBytes,
   },
@@ -146,6 +148,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     outboundHighWaterBytes: positive(1 << 30),
     outboundLimitBytes: positive(1 << 30),
     slowConsumerPolicy: { kind: 'enum', values: ['disconnect', 'drop'] },
+    congestionTimeoutMs: { kind: 'int', min: 100, max: 24 * 3600 * 1000 },
     memoryBudgetBytes: positive(64 * 1024 * 1024 * 1024),
     memoryLowWaterBytes: positive(64 * 1024 * 1024 * 1024),
   },

@@ -146,3 +146,30 @@ test('Close 1000 (closing starting): nothing new is routed to the session, its o
     await server.close();
   }
 });
+
+test('a consumer congested past flow.congestionTimeoutMs is closed as a slow consumer, releasing the senders it paused', async () => {
+  const server = await startTestBroker({
+    flow: { outboundHighWaterBytes: 4096, outboundLimitBytes: 32 * 1024 * 1024, congestionTimeoutMs: 500 },
+  });
+  const p = ports(server);
+  const consumer = await stalledConsumer(p.tcp, 'stuck');
+  const producer = await RawClient.connect('tcp', p.tcp);
+  const healthy = await RawClient.connect('ws', p.ws, { name: 'healthy' });
+  try {
+    const payload = Buffer.alloc(16 * 1024, 1);
+    for (let i = 0; i < 400; i++) producer.send({ flag: Flag.Message, event: 'x', meta: '@=stuck', data: payload });
+    await producer.nextFlag(Flag.Pressure, 5000);
+    await eventually(() => server.broker.stats.closes.get('slow_consumer') === 1, 5000, 'the stuck consumer closed as slow');
+    assert.equal(server.broker.stats.slowConsumers, 1);
+    // The producer is read again: its request to a healthy session is answered.
+    const s = producer.send({ flag: Flag.Request, event: 'q', meta: '@=healthy' });
+    const fwd = await healthy.nextFlag(Flag.Request, 5000);
+    healthy.send({ flag: Flag.ReplyEnd, sid: fwd.sid, event: 'q', data: 'ok' });
+    assert.equal((await producer.nextFor(s, 5000)).data.toString(), 'ok');
+  } finally {
+    consumer.destroy();
+    producer.close();
+    healthy.close();
+    await server.close();
+  }
+});
