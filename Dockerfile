@@ -11,7 +11,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts
+COPY scripts ./scripts
+# The server, and the browser SDK bundle the example chat page loads (/examples/chat/).
+RUN npx tsc -p tsconfig.build.json && node scripts/build-browser.mjs && npm prune --omit=dev --ignore-scripts
 
 FROM node:20-bookworm-slim
 # tini as PID 1 forwards SIGTERM/SIGINT to node and reaps children, so graceful shutdown works under
@@ -23,6 +25,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/browser ./dist/browser
+COPY examples/web ./examples/web
 COPY package.json ./
 COPY bin ./bin
 COPY config/broker.yaml /etc/socketd-broker/broker.yaml
