@@ -27,23 +27,5 @@ export async function connect(url: string, options: ClientOptions = {}): Promise
   return connectWith(dialer, url, options);
 }
 
-export { Client, ReplyStream, HANDLER_FAILED_ALARM, connectWith } from './client.js';
-export type {
-  ClientOptions,
-  ClientState,
-  ReconnectOptions,
-  SendOptions,
-  RequestOptions,
-  StreamOptions,
-  SubscribeOptions,
-  Subscription,
-  MessageHandler,
-  PresenceHandler,
-} from './client.js';
-export { SocketdError, type SocketdErrorCode } from './errors.js';
-export { ClientEvents, type ClientEventMap, type ClientEventName } from './events.js';
-export { IncomingMessage, Reply, json, type Data, type Metas, type PresenceEntry, type PresenceNotice } from './message.js';
-export { matchPattern, patternProblem } from './pattern.js';
-export { parseClientUrl, type ClientUrl, type ClientTransport } from './url.js';
+export * from './api.js';
 export { browserDialer, BrowserWsConnection, type BrowserWebSocket, type BrowserWebSocketConstructor } from './browser-ws.js';
-export type { Dial, DialOptions, Dialer } from './dialer.js';
