@@ -71,6 +71,12 @@ export interface ClientOptions {
   maxDatagram?: number;
   /** How long `pressured` stays true after the broker's last Pressure frame, in ms (default 250). */
   pressureHold?: number;
+  /**
+   * Handler for frames addressed to this client by `@` (as `onDirect`), installed before the handshake so a
+   * Request that arrives right behind the Connack is not answered with 4004 (a named service that just
+   * (re)connected can be picked at once).
+   */
+  onDirect?: MessageHandler;
 }
 
 export interface SendOptions {
@@ -502,6 +508,7 @@ export class Client implements Responder {
    */
   constructor(url: string, options: ClientOptions, private readonly dialer: Dialer) {
     this.target = parseClientUrl(url, options.name);
+    this.directHandler = options.onDirect ?? null;
     this._connectTimeout = ms(options.connectTimeout, 10_000, 'connectTimeout');
     this.requestTimeout = ms(options.requestTimeout, 10_000, 'requestTimeout');
     this.heartbeatInterval = ms(options.heartbeatInterval, 20_000, 'heartbeatInterval');

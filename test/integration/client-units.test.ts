@@ -69,14 +69,18 @@ class ScriptedPeer implements ConnectionHandler {
   constructor(
     readonly connection: Connection,
     private readonly script: (peer: ScriptedPeer, frame: Frame) => void,
+    /** Runs right after the Connack is queued: its writes go out in the same tcp write. */
+    private readonly afterConnack?: (peer: ScriptedPeer) => void,
   ) {}
   connectionOnData(data: Buffer): void {
     this.decoder.push(data, this);
   }
   onFrame(f: Frame): void {
     this.frames.push(f);
-    if (f.flag === Flag.Connect) this.connection.write(encodeFrame({ flag: Flag.Connack, sid: f.sid, event: f.event, meta: 'Socket.D=1.0', data: f.data }));
-    else this.script(this, f);
+    if (f.flag === Flag.Connect) {
+      this.connection.write(encodeFrame({ flag: Flag.Connack, sid: f.sid, event: f.event, meta: 'Socket.D=1.0', data: f.data }));
+      this.afterConnack?.(this);
+    } else this.script(this, f);
   }
   onFrameError(_e: FrameError): void {}
   connectionOnDrain(): void {}
@@ -84,10 +88,14 @@ class ScriptedPeer implements ConnectionHandler {
   connectionOnClose(): void {}
 }
 
-async function withPeer(script: (peer: ScriptedPeer, frame: Frame) => void, body: (url: string, peers: ScriptedPeer[]) => Promise<void>): Promise<void> {
+async function withPeer(
+  script: (peer: ScriptedPeer, frame: Frame) => void,
+  body: (url: string, peers: ScriptedPeer[]) => Promise<void>,
+  afterConnack?: (peer: ScriptedPeer) => void,
+): Promise<void> {
   const peers: ScriptedPeer[] = [];
   const listener = new TcpListener({ host: '127.0.0.1', port: 0 }, (c) => {
-    const peer = new ScriptedPeer(c, script);
+    const peer = new ScriptedPeer(c, script, afterConnack);
     peers.push(peer);
     c.start(peer);
   });
@@ -101,6 +109,33 @@ async function withPeer(script: (peer: ScriptedPeer, frame: Frame) => void, body
 }
 
 describe('client: against a scripted peer', () => {
+  test('the onDirect option answers a Request that arrives in the same read as the Connack (no 4004)', async () => {
+    const answered = async (onDirect: boolean): Promise<Frame> => {
+      let reply: (f: Frame) => void = () => undefined;
+      const got = new Promise<Frame>((resolve) => { reply = resolve; });
+      let result: Frame | null = null;
+      await withPeer((_peer, f) => {
+        if (f.flag === Flag.ReplyEnd || f.flag === Flag.Reply || f.flag === Flag.Alarm) reply(f);
+      }, async (url) => {
+        const client = await connect(url, onDirect ? { onDirect: (msg) => msg.replyEnd('served') } : {});
+        try {
+          result = await got;
+        } finally {
+          await client.close();
+        }
+      }, (peer) => {
+        peer.connection.write(encodeFrame({ flag: Flag.Request, sid: 'early-1', event: 'job', meta: '@=svc', data: 'x' }));
+      });
+      return result!;
+    };
+    const without = await answered(false);
+    assert.equal(without.flag, Flag.Alarm, 'without the option the early Request finds no handler');
+    assert.equal(without.meta('code'), '4004');
+    const withOption = await answered(true);
+    assert.equal(withOption.flag, Flag.ReplyEnd);
+    assert.equal(withOption.data.toString(), 'served');
+  });
+
   test('Pressure makes the client pressured for pressureHold; request() waits for it', async () => {
     await withPeer((peer, f) => {
       if (f.flag === Flag.Message && f.event === 'slow.down') {
