@@ -69,7 +69,7 @@ export interface ClientOptions {
   tls?: tls.ConnectionOptions;
   /** udp: largest datagram (default 2048, the broker's default). */
   maxDatagram?: number;
-  /** How long `pressured` stays true after the broker's last Pressure frame, in ms (default 250). */
+  /** How long `pressured` stays true after the broker's last Pressure frame, in ms (default 10). */
   pressureHold?: number;
   /**
    * Handler for frames addressed to this client by `@` (as `onDirect`), installed before the handshake so a
@@ -523,7 +523,9 @@ export class Client implements Responder {
     };
     this.maxOutboundBytes = options.maxOutboundBytes ?? 8 * 1024 * 1024;
     this.maxData = options.maxData ?? DEFAULT_FRAME_LIMITS.maxData;
-    this.pressureHold = ms(options.pressureHold, 250, 'pressureHold');
+    // Short: the broker already stops reading from us while the target is congested, so TCP pushes back by
+    // itself; the hold only keeps a burst from outrunning that signal.
+    this.pressureHold = ms(options.pressureHold, 10, 'pressureHold');
     this.tlsOptions = options.tls;
     this.maxDatagram = options.maxDatagram ?? DEFAULT_UDP_MAX_DATAGRAM;
     this.limits = DEFAULT_FRAME_LIMITS;

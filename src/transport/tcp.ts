@@ -52,6 +52,13 @@ export class TcpConnection implements Connection {
 
   private readonly socket: net.Socket;
   private readonly highWaterMark: number;
+  /**
+   * Drain is reported once the buffered bytes fall to this (half the high-water mark), not when the socket
+   * is empty as Node's 'drain' is: the paused senders resume while the consumer still has data to read, so
+   * the pipe never runs dry (spec §7 flow control without bubbles).
+   */
+  private readonly lowWaterMark: number;
+  private readonly writeDoneBound = (): void => this.checkDrain();
   private handler: ConnectionHandler | null = null;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -70,6 +77,7 @@ export class TcpConnection implements Connection {
     this.socket = socket;
     this.transport = options.transport;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    this.lowWaterMark = Math.floor(this.highWaterMark / 2);
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
 
@@ -168,11 +176,13 @@ export class TcpConnection implements Connection {
     const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
+    // While congested, each write reports its completion so the drain is noticed at the low-water mark.
+    const done = this.needDrain ? this.writeDoneBound : undefined;
     if (count === 1) {
-      this.socket.write(chunks[0]!);
+      this.socket.write(chunks[0]!, done);
     } else if (bytes <= COALESCE_LIMIT) {
       // One copy is cheaper than one syscall (or one writev entry) per small frame.
-      this.socket.write(Buffer.concat(chunks, bytes));
+      this.socket.write(Buffer.concat(chunks, bytes), done);
     } else {
       // Many frames: small ones are copied together in groups of up to COALESCE_LIMIT bytes, large ones are
       // written as they are; cork makes the few resulting buffers one writev.
@@ -182,19 +192,19 @@ export class TcpConnection implements Connection {
       for (let i = 0; i < count; i++) {
         const chunk = chunks[i]!;
         if (chunk.length >= LARGE_CHUNK) {
-          this.writeGroup(chunks, groupStart, i, groupBytes);
-          this.socket.write(chunk);
+          this.writeGroup(chunks, groupStart, i, groupBytes, done);
+          this.socket.write(chunk, done);
           groupStart = i + 1;
           groupBytes = 0;
         } else if (groupBytes + chunk.length > COALESCE_LIMIT) {
-          this.writeGroup(chunks, groupStart, i, groupBytes);
+          this.writeGroup(chunks, groupStart, i, groupBytes, done);
           groupStart = i;
           groupBytes = chunk.length;
         } else {
           groupBytes += chunk.length;
         }
       }
-      this.writeGroup(chunks, groupStart, count, groupBytes);
+      this.writeGroup(chunks, groupStart, count, groupBytes, done);
       this.socket.uncork();
     }
     // The socket may have taken everything synchronously without ever needing its own 'drain' (our mark can
@@ -203,13 +213,13 @@ export class TcpConnection implements Connection {
   }
 
   /** Writes chunks[from, to) as one buffer (a copy unless it is a single chunk). */
-  private writeGroup(chunks: Buffer[], from: number, to: number, bytes: number): void {
-    if (to - from === 1) this.socket.write(chunks[from]!);
-    else if (to > from) this.socket.write(Buffer.concat(chunks.slice(from, to), bytes));
+  private writeGroup(chunks: Buffer[], from: number, to: number, bytes: number, done: (() => void) | undefined): void {
+    if (to - from === 1) this.socket.write(chunks[from]!, done);
+    else if (to > from) this.socket.write(Buffer.concat(chunks.slice(from, to), bytes), done);
   }
 
   private checkDrain(): void {
-    if (!this.needDrain || this.isClosed || this.bufferedBytes > this.highWaterMark) return;
+    if (!this.needDrain || this.isClosed || this.bufferedBytes > this.lowWaterMark) return;
     this.needDrain = false;
     this.handler?.connectionOnDrain();
   }

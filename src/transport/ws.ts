@@ -59,6 +59,9 @@ export class WsConnection implements Connection {
   /** The tcp/tls socket under the WebSocket: corked per tick for batching, and the source of 'drain'. */
   private readonly socket: net.Socket;
   private readonly highWaterMark: number;
+  /** Drain is reported at half the high-water mark (see TcpConnection.lowWaterMark). */
+  private readonly lowWaterMark: number;
+  private readonly sendDoneBound = (): void => this.checkDrain();
   private handler: ConnectionHandler | null = null;
   private corked = false;
   private needDrain = false;
@@ -79,6 +82,7 @@ export class WsConnection implements Connection {
     this.remoteAddress = options.remoteAddress;
     this.remotePort = options.remotePort;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+    this.lowWaterMark = Math.floor(this.highWaterMark / 2);
 
     this.wsOnMessage = this.wsOnMessage.bind(this);
     this.wsOnError = this.wsOnError.bind(this);
@@ -125,7 +129,10 @@ export class WsConnection implements Connection {
       setImmediate(this.flush);
     }
     // One frame must be one message (spec §2), so head and body are joined rather than fragmented.
-    this.ws.send(body === undefined || body.length === 0 ? head : Buffer.concat([head, body]), SEND_OPTIONS);
+    const data = body === undefined || body.length === 0 ? head : Buffer.concat([head, body]);
+    // While congested, each send reports its completion so the drain is noticed at the low-water mark.
+    if (this.needDrain) this.ws.send(data, SEND_OPTIONS, this.sendDoneBound);
+    else this.ws.send(data, SEND_OPTIONS);
     if (this.ws.bufferedAmount > this.highWaterMark) {
       this.needDrain = true;
       return false;
@@ -167,7 +174,7 @@ export class WsConnection implements Connection {
   }
 
   private checkDrain(): void {
-    if (!this.needDrain || this.isClosed || this.ws.bufferedAmount > this.highWaterMark) return;
+    if (!this.needDrain || this.isClosed || this.ws.bufferedAmount > this.lowWaterMark) return;
     this.needDrain = false;
     this.handler?.connectionOnDrain();
   }
