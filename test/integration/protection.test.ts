@@ -190,8 +190,9 @@ describe('memory budget (spec §7)', () => {
     const producer = await RawClient.connect('tcp', p.tcp);
     const other = await RawClient.connect('ws', p.ws, { name: 'other' });
     try {
+      // 16 MiB: more than loopback's kernel buffers can absorb under autotuning (4 MiB sometimes was not).
       const payload = Buffer.alloc(64 * 1024, 7);
-      for (let i = 0; i < 64; i++) producer.send({ flag: Flag.Message, event: 'x', meta: '@=sink', data: payload });
+      for (let i = 0; i < 256; i++) producer.send({ flag: Flag.Message, event: 'x', meta: '@=sink', data: payload });
       await eventually(() => server.broker.stats.overBudget, 5000, 'over budget');
       assert.ok(server.broker.stats.budgetPauses >= 1);
       assert.match(await server.metrics.text(), /^socketd_memory_budget_exceeded 1$/m);
