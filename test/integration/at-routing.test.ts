@@ -9,7 +9,7 @@ import { Flag, type Frame } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { RawClient } from '../support/raw-client.js';
 import { startTestBroker, eventually } from '../support/broker.js';
-import { closeAll, connect, fixture, metaOf, portOf } from '../support/integration.js';
+import { closeAll, connect, fixture, metaOf, portOf, referencePair } from '../support/integration.js';
 
 const FAST = { timeouts: { requestMs: 1000, idleMs: 5000, handshakeMs: 1000 } };
 
@@ -369,14 +369,8 @@ describe('no route', () => {
 describe('forwarded Message bytes', () => {
   test('fast path on (default): the forwarded bytes are the sent bytes (fixture c1)', async () => {
     await withBroker(async (server) => {
-      const port = portOf(server, 'tcp');
-      const svc = await RawClient.open('tcp', port);
-      const caller = await RawClient.open('tcp', port);
+      const { svc, caller } = await referencePair(server);
       try {
-        svc.sendBytes(fixture('a1'));
-        caller.sendBytes(fixture('a2'));
-        await svc.nextFlag(Flag.Connack);
-        await caller.nextFlag(Flag.Connack);
         caller.sendBytes(fixture('c1'));
         const forwarded = await svc.nextFlag(Flag.Message);
         assert.deepEqual(forwarded.raw, fixture('c1'));
@@ -407,14 +401,8 @@ describe('forwarded Message bytes', () => {
 
   test('fast path off: fixture c1 is forwarded like c2, a new sid with the same event, meta and data', async () => {
     await withBroker(async (server) => {
-      const port = portOf(server, 'tcp');
-      const svc = await RawClient.open('tcp', port);
-      const caller = await RawClient.open('tcp', port);
+      const { svc, caller } = await referencePair(server);
       try {
-        svc.sendBytes(fixture('a1'));
-        caller.sendBytes(fixture('a2'));
-        await svc.nextFlag(Flag.Connack);
-        await caller.nextFlag(Flag.Connack);
         caller.sendBytes(fixture('c1'));
         const forwarded = await svc.nextFlag(Flag.Message);
         assert.notEqual(forwarded.sid, '0980d1ce3ed24778b0701302d4bb9754');

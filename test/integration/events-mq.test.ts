@@ -5,23 +5,12 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
-import type { RunningServer } from '../../src/server.js';
 import type { RawClient } from '../support/raw-client.js';
-import { startTestBroker, eventually } from '../support/broker.js';
-import { closeAll, connect } from '../support/integration.js';
-import { WAIT_MS, autoReply, messagesOf, subscribe, tap } from '../support/events.js';
+import { eventually } from '../support/broker.js';
+import { connect } from '../support/integration.js';
+import { WAIT_MS, autoReply, messagesOf, subscribe, tap, withEventBroker } from '../support/events.js';
 
-async function withBroker(body: (server: RunningServer, clients: RawClient[]) => Promise<void>): Promise<void> {
-  const server = await startTestBroker({ timeouts: { requestMs: 8000, idleMs: 20_000, handshakeMs: 5000 } });
-  const clients: RawClient[] = [];
-  try {
-    await body(server, clients);
-  } finally {
-    closeAll(...clients);
-    await eventually(() => server.broker.sessionCount === 0, WAIT_MS, 'every session gone').catch(() => undefined);
-    await server.close();
-  }
-}
+const withBroker = withEventBroker;
 
 /** Waits until the clients together hold `total` unconsumed frames matching, then takes them per client. */
 async function gather(clients: RawClient[], total: number, match: (f: Frame) => boolean, settleMs = 150): Promise<Frame[][]> {

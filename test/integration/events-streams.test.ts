@@ -7,27 +7,13 @@ import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { AlarmCode } from '../../src/protocol/codes.js';
-import type { RunningServer } from '../../src/server.js';
 import type { RawClient } from '../support/raw-client.js';
 import { startTestBroker, eventually, type TestBrokerConfig } from '../support/broker.js';
 import { assertBrokerEmpty, closeAll, connect, metaOf } from '../support/integration.js';
-import { WAIT_MS, assertAlarm, assertNothing, messagesOf, presenceOf, subscribe, unsubscribe } from '../support/events.js';
+import { WAIT_MS, assertAlarm, assertNothing, messagesOf, presenceOf, subscribe, unsubscribe, withEventBroker, isMessage } from '../support/events.js';
 
-const TIMEOUTS = { timeouts: { requestMs: 8000, idleMs: 20_000, handshakeMs: 5000 } };
+const withBroker = withEventBroker;
 
-async function withBroker(body: (server: RunningServer, clients: RawClient[]) => Promise<void>, overrides: TestBrokerConfig = {}): Promise<void> {
-  const server = await startTestBroker({ ...TIMEOUTS, ...overrides });
-  const clients: RawClient[] = [];
-  try {
-    await body(server, clients);
-  } finally {
-    closeAll(...clients);
-    await eventually(() => server.broker.sessionCount === 0, WAIT_MS, 'every session gone').catch(() => undefined);
-    await server.close();
-  }
-}
-
-const isMessage = (f: Frame): boolean => f.flag === Flag.Message;
 
 test('Subscribe by event to a worker: Replies and the ReplyEnd are relayed back in order under the requester sid', async () => {
   await withBroker(async (server, clients) => {
@@ -167,7 +153,7 @@ test('a new Connect from the same udp address replaces the session and drops its
 });
 
 test('after every client leaves, no subscription, room or cached match is left', async () => {
-  const server = await startTestBroker(TIMEOUTS);
+  const server = await startTestBroker({ timeouts: { requestMs: 8000, idleMs: 20_000, handshakeMs: 5000 } });
   const clients: RawClient[] = [];
   try {
     const transports = ['tcp', 'ws', 'udp'] as const;

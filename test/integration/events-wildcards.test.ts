@@ -5,29 +5,18 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { Flag, type Frame } from '../../src/protocol/index.js';
+import { Flag } from '../../src/protocol/index.js';
 import { AlarmCode } from '../../src/protocol/codes.js';
-import type { RunningServer } from '../../src/server.js';
 import { RawClient } from '../support/raw-client.js';
 import { startTestBroker, eventually, ports, type TestBrokerConfig } from '../support/broker.js';
-import { closeAll, connect } from '../support/integration.js';
+import { connect } from '../support/integration.js';
 import {
-  WAIT_MS, assertAlarm, assertNothing, control, expectControlAlarm, presenceOf, subscribe, unsubscribe,
+  WAIT_MS, assertAlarm, assertNothing, control, expectControlAlarm, presenceOf, subscribe, unsubscribe, withEventBroker, isMessage,
 } from '../support/events.js';
 
-async function withBroker(body: (server: RunningServer, clients: RawClient[]) => Promise<void>, overrides: TestBrokerConfig = {}): Promise<void> {
-  const server = await startTestBroker({ timeouts: { requestMs: 3000, idleMs: 20_000, handshakeMs: 5000 }, ...overrides });
-  const clients: RawClient[] = [];
-  try {
-    await body(server, clients);
-  } finally {
-    closeAll(...clients);
-    await eventually(() => server.broker.sessionCount === 0, WAIT_MS, 'every session gone').catch(() => undefined);
-    await server.close();
-  }
-}
+const withBroker = (body: Parameters<typeof withEventBroker>[0], overrides: TestBrokerConfig = {}): Promise<void> =>
+  withEventBroker(body, { ...overrides, timeouts: { requestMs: 3000, ...overrides.timeouts } });
 
-const isMessage = (f: Frame): boolean => f.flag === Flag.Message;
 
 /** Publishes one Message per event, then returns the events each client got (sorted), after a settle. */
 async function deliveries(publisher: RawClient, events: string[], subscribers: RawClient[], expected: number, settleMs = 200): Promise<string[][]> {

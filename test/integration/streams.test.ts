@@ -8,7 +8,7 @@ import { Flag, type Frame } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { RawClient, type RawTransport } from '../support/raw-client.js';
 import { startTestBroker, eventually } from '../support/broker.js';
-import { closeAll, connect, fixture, metaOf, portOf } from '../support/integration.js';
+import { closeAll, connect, fixture, metaOf, referencePair } from '../support/integration.js';
 
 /** requestMs 500: long enough for every exchange, short enough to test. */
 const CONFIG = { timeouts: { requestMs: 500, idleMs: 5000, handshakeMs: 1000 } };
@@ -70,14 +70,8 @@ describe('Request', () => {
 
   test('fixtures d1..d4: the reference exchange, answered as ReplyEnd under the d1 sid', async () => {
     await withBroker(async (server) => {
-      const port = portOf(server, 'tcp');
-      const svc = await RawClient.open('tcp', port);
-      const caller = await RawClient.open('tcp', port);
+      const { svc, caller } = await referencePair(server);
       try {
-        svc.sendBytes(fixture('a1'));
-        caller.sendBytes(fixture('a2'));
-        await svc.nextFlag(Flag.Connack);
-        await caller.nextFlag(Flag.Connack);
         caller.sendBytes(fixture('d1'));
         const d2 = await svc.nextFlag(Flag.Request);
         assert.equal(d2.event, 'hello');
@@ -284,14 +278,8 @@ describe('Subscribe', () => {
 
   test('fixtures d5..d10: a reference Subscribe exchange relayed with the reference bytes', async () => {
     await withBroker(async (server) => {
-      const port = portOf(server, 'tcp');
-      const svc = await RawClient.open('tcp', port);
-      const caller = await RawClient.open('tcp', port);
+      const { svc, caller } = await referencePair(server);
       try {
-        svc.sendBytes(fixture('a1'));
-        caller.sendBytes(fixture('a2'));
-        await svc.nextFlag(Flag.Connack);
-        await caller.nextFlag(Flag.Connack);
         caller.sendBytes(fixture('d5'));
         const d6 = await svc.nextFlag(Flag.Subscribe);
         assert.equal(d6.metaString, '@=svc');

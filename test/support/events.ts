@@ -5,10 +5,36 @@
 import assert from 'node:assert/strict';
 import { Flag, flagLabel, type Frame } from '../../src/protocol/index.js';
 import type { RawClient } from './raw-client.js';
-import { metaOf } from './integration.js';
+import { closeAll, metaOf } from './integration.js';
+import { eventually, startTestBroker, type TestBrokerConfig } from './broker.js';
+import type { RunningServer } from '../../src/server.js';
 
 /** Generous: other suites may share the machine's two cores. */
 export const WAIT_MS = 5000;
+
+/** Event tests' timeouts: generous, as several suites may share the 2 cores. */
+const EVENT_TIMEOUTS = { requestMs: 8000, idleMs: 20_000, handshakeMs: 5000 };
+
+/**
+ * Runs `body` against a fresh broker; the clients it pushes into `clients` are closed afterwards and the
+ * broker waits for their sessions to end before it closes.
+ */
+export async function withEventBroker(
+  body: (server: RunningServer, clients: RawClient[]) => Promise<void>,
+  overrides: TestBrokerConfig = {},
+): Promise<void> {
+  const server = await startTestBroker({ ...overrides, timeouts: { ...EVENT_TIMEOUTS, ...overrides.timeouts } });
+  const clients: RawClient[] = [];
+  try {
+    await body(server, clients);
+  } finally {
+    closeAll(...clients);
+    await eventually(() => server.broker.sessionCount === 0, WAIT_MS, 'every session gone').catch(() => undefined);
+    await server.close();
+  }
+}
+
+export const isMessage = (f: Frame): boolean => f.flag === Flag.Message;
 
 export interface SubOptions {
   group?: string;

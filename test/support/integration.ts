@@ -3,6 +3,7 @@
  * clients, and the "nothing left behind" check on a running broker.
  */
 import assert from 'node:assert/strict';
+import { Flag } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { loadReferenceFrames } from './fixtures.js';
 import { RawClient, type RawConnectOptions, type RawTransport } from './raw-client.js';
@@ -79,4 +80,19 @@ export function metaOf(metaString: string, key: string): string | undefined {
 /** Waits until the session count reaches `n` (sessions open or in their handshake). */
 export function sessionsReach(server: RunningServer, n: number, timeoutMs = 3000): Promise<void> {
   return eventually(() => server.broker.sessionCount === n, timeoutMs, `${n} sessions (now ${server.broker.sessionCount})`);
+}
+
+/**
+ * The reference capture's two sessions over tcp: `svc` connected with fixture a1 (`?@=svc`) and an anonymous
+ * caller with fixture a2, both past their Connack, so fixtures c1, d1, d5 ... can be replayed verbatim.
+ */
+export async function referencePair(server: RunningServer): Promise<{ svc: RawClient; caller: RawClient }> {
+  const port = portOf(server, 'tcp');
+  const svc = await RawClient.open('tcp', port);
+  const caller = await RawClient.open('tcp', port);
+  svc.sendBytes(fixture('a1'));
+  caller.sendBytes(fixture('a2'));
+  await svc.nextFlag(Flag.Connack);
+  await caller.nextFlag(Flag.Connack);
+  return { svc, caller };
 }
