@@ -57,9 +57,9 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   readonly outbound: OutboundQueue;
 
   /** Sessions whose congested queues this one fed: it stays paused until all have drained (spec §7). */
-  private readonly pausedOn = new Set<Session>();
+  private pausedOn: Set<Session> | null = null;
   /** Sessions paused because they fed this one's congested queue. */
-  private readonly feeders = new Set<Session>();
+  private feeders: Set<Session> | null = null;
   /** Frames-per-second limit (spec §8), null when off. */
   private readonly frameBucket: TokenBucket | null;
   /** True while the broker-wide memory budget holds every reader (spec §7). */
@@ -247,7 +247,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     const result = this.outbound.push(head, body, kind);
     if (result === Delivery.Queued) {
       this.ctx.stats.deliveries++;
-      if (this.outbound.congested && sender !== null && sender !== this && !this.feeders.has(sender)) {
+      // Created on first congestion: most sessions never need it (memory per idle connection, bench S4).
+      if (this.outbound.congested && sender !== null && sender !== this && !(this.feeders ??= new Set()).has(sender)) {
         this.feeders.add(sender);
         sender.pauseFor(this);
       }
@@ -273,8 +274,9 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   /** Stops reading from this session until `target` drains; tells it with Pressure once per episode. */
   private pauseFor(target: Session): void {
-    if (this.pausedOn.has(target)) return;
-    this.pausedOn.add(target);
+    const pausedOn = (this.pausedOn ??= new Set());
+    if (pausedOn.has(target)) return;
+    pausedOn.add(target);
     this.updateReading();
     this.ctx.stats.pressureSent++;
     this.sendControl(encodeFrame({
@@ -285,7 +287,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   }
 
   private resumeFrom(target: Session): void {
-    if (!this.pausedOn.delete(target)) return;
+    if (this.pausedOn === null || !this.pausedOn.delete(target)) return;
     this.updateReading();
   }
 
@@ -297,7 +299,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   /** Reading is stopped while any reason holds: a congested target it feeds, or the memory budget. */
   private updateReading(): void {
-    const stop = (this.pausedOn.size > 0 || this.budgetPaused) && this.state !== SessionState.Closed;
+    const stop = ((this.pausedOn !== null && this.pausedOn.size > 0) || this.budgetPaused) && this.state !== SessionState.Closed;
     if (stop === this.readingStopped) return;
     this.readingStopped = stop;
     if (stop) {
@@ -310,7 +312,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   }
 
   private releaseFeeders(): void {
-    if (this.feeders.size === 0) return;
+    if (this.feeders === null || this.feeders.size === 0) return;
     for (const feeder of this.feeders) feeder.resumeFrom(this);
     this.feeders.clear();
   }
@@ -359,8 +361,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.closeReason = reason;
     this.decoder?.stop();
     this.releaseFeeders();
-    for (const target of this.pausedOn) target.feeders.delete(this);
-    this.pausedOn.clear();
+    if (this.pausedOn !== null) {
+      for (const target of this.pausedOn) target.feeders?.delete(this);
+      this.pausedOn.clear();
+    }
     this.ctx.sessionOnClose(this, wasOpen, reason, detail);
   }
 }
