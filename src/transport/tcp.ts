@@ -17,6 +17,10 @@ import type {
 import { listenServer, stopListening } from './listen.js';
 
 /** Default high-water mark of a connection's outbound buffer (pending + socket-buffered bytes). */
+/** The connection a socket belongs to, for the shared listeners. */
+const kConnection = Symbol('socketd.tcpConnection');
+type TaggedSocket = (net.Socket | tls.TLSSocket) & { [kConnection]?: TcpConnection };
+
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
 /** Up to this many pending bytes are copied into one buffer and written with one call; above, cork + writes. */
@@ -58,7 +62,8 @@ export class TcpConnection implements Connection {
    * the pipe never runs dry (spec §7 flow control without bubbles).
    */
   private readonly lowWaterMark: number;
-  private readonly writeDoneBound = (): void => this.checkDrain();
+  /** Completion callback for writes made while congested; created on first congestion. */
+  private writeDone: (() => void) | null = null;
   private handler: ConnectionHandler | null = null;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
@@ -81,21 +86,17 @@ export class TcpConnection implements Connection {
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
 
-    this.socketOnData = this.socketOnData.bind(this);
-    this.socketOnDrain = this.socketOnDrain.bind(this);
-    this.socketOnError = this.socketOnError.bind(this);
-    this.socketOnClose = this.socketOnClose.bind(this);
-    this.flush = this.flush.bind(this);
-    this.emitClose = this.emitClose.bind(this);
-    this.lingerOnTimeout = this.lingerOnTimeout.bind(this);
+    // Listeners are shared by every connection and find theirs through the socket: no closures per
+    // connection (bench S4, memory per idle connection).
+    (socket as TaggedSocket)[kConnection] = this;
 
     // Frames are small and latency matters more than packet count: we coalesce ourselves (see flush).
     socket.setNoDelay(true);
     socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
     // 'error' is handled from the start so a failing socket never throws out of the adapter, even before start().
-    socket.on('error', this.socketOnError);
-    socket.on('close', this.socketOnClose);
-    socket.on('drain', this.socketOnDrain);
+    socket.on('error', TcpConnection.socketOnError);
+    socket.on('close', TcpConnection.socketOnClose);
+    socket.on('drain', TcpConnection.socketOnDrain);
     if (socket.destroyed) this.finish(socket.errored ? classifySocketError(socket.errored) : 'peer_closed', 'closed before start');
   }
 
@@ -111,12 +112,12 @@ export class TcpConnection implements Connection {
     if (this.handler !== null) throw new Error('TcpConnection.start called twice');
     this.handler = handler;
     if (this.isClosed) {
-      process.nextTick(this.emitClose);
+      process.nextTick(TcpConnection.emitCloseLater, this);
       return;
     }
     // Reading starts here (no 'data' listener before), so no bytes are lost between accept and start.
     // A pause() called before start keeps the stream paused: attaching 'data' does not resume it then.
-    this.socket.on('data', this.socketOnData);
+    this.socket.on('data', TcpConnection.socketOnData);
   }
 
   /** Returns true when closed or ending: nothing is queued then and no drain follows. */
@@ -130,7 +131,7 @@ export class TcpConnection implements Connection {
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flush);
+      setImmediate(TcpConnection.flushLater, this);
     }
     if (this.bufferedBytes > this.highWaterMark) {
       this.needDrain = true;
@@ -156,7 +157,7 @@ export class TcpConnection implements Connection {
     // We must read the peer's FIN for the socket to close, so reading resumes; a peer that never closes
     // is cut off after the linger time.
     this.socket.resume();
-    this.lingerTimer = setTimeout(this.lingerOnTimeout, END_LINGER_MS);
+    this.lingerTimer = setTimeout(TcpConnection.lingerOnTimeout, END_LINGER_MS, this);
     this.lingerTimer.unref();
   }
 
@@ -177,7 +178,7 @@ export class TcpConnection implements Connection {
     this.pending = [];
     this.pendingBytes = 0;
     // While congested, each write reports its completion so the drain is noticed at the low-water mark.
-    const done = this.needDrain ? this.writeDoneBound : undefined;
+    const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
     if (count === 1) {
       this.socket.write(chunks[0]!, done);
     } else if (bytes <= COALESCE_LIMIT) {
@@ -224,21 +225,49 @@ export class TcpConnection implements Connection {
     this.handler?.connectionOnDrain();
   }
 
-  private socketOnData(chunk: Buffer): void {
+  private static socketOnData(this: TaggedSocket, chunk: Buffer): void {
+    this[kConnection]!.handleData(chunk);
+  }
+
+  private static socketOnDrain(this: TaggedSocket): void {
+    this[kConnection]!.handleDrain();
+  }
+
+  private static socketOnError(this: TaggedSocket, error: Error): void {
+    this[kConnection]!.handleError(error);
+  }
+
+  private static socketOnClose(this: TaggedSocket): void {
+    this[kConnection]!.handleClose();
+  }
+
+  private static flushLater(connection: TcpConnection): void {
+    connection.flush();
+  }
+
+  private static emitCloseLater(connection: TcpConnection): void {
+    connection.emitClose();
+  }
+
+  private static lingerOnTimeout(connection: TcpConnection): void {
+    connection.lingerExpired();
+  }
+
+  private handleData(chunk: Buffer): void {
     if (this.isClosed) return;
     this.handler?.connectionOnData(chunk);
   }
 
-  private socketOnDrain(): void {
+  private handleDrain(): void {
     this.checkDrain();
   }
 
-  private socketOnError(error: Error): void {
+  private handleError(error: Error): void {
     // 'close' follows; the first error decides the close code.
     if (this.socketError === null) this.socketError = error;
   }
 
-  private socketOnClose(): void {
+  private handleClose(): void {
     if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
     if (this.localReason !== null) this.finish('local', this.localReason);
     else if (this.socketError !== null) this.finish(classifySocketError(this.socketError), this.socketError.message);
@@ -246,7 +275,7 @@ export class TcpConnection implements Connection {
     else this.finish('peer_closed', 'peer closed the connection');
   }
 
-  private lingerOnTimeout(): void {
+  private lingerExpired(): void {
     this.lingerTimer = null;
     this.socket.destroy();
   }
