@@ -12,6 +12,7 @@
  * - With anonymous access on, a client without a token gets the anonymous permissions.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { matchPattern, patternCovers } from '../protocol/event-pattern.js';
 
 export interface HandshakeRefusal {
   /** Stable code, logged and counted (e.g. `auth_failed`). */
@@ -60,12 +61,12 @@ export class Permissions {
   canSubscribe(pattern: string): boolean {
     if (this.unrestricted) return true;
     const { allow, deny } = this.rules.subscribe;
-    return allow.some((a) => covers(a, pattern)) && !deny.some((d) => covers(d, pattern));
+    return allow.some((a) => patternCovers(a, pattern)) && !deny.some((d) => patternCovers(d, pattern));
   }
 
   /** Delivery filter for wildcard subscriptions overlapping a denied event. */
   canReceive(event: string): boolean {
-    return !this.filtersDeliveries || !this.rules.subscribe.deny.some((d) => matches(d, event));
+    return !this.filtersDeliveries || !this.rules.subscribe.deny.some((d) => matchPattern(d, event));
   }
 
   canClaim(name: string): boolean {
@@ -159,34 +160,8 @@ function tokenDigest(token: string): Buffer {
 
 // ----- pattern logic ----------------------------------------------------------------------------------------
 
-/** Does `pattern` match the concrete `event`? (`*` one token, trailing `>` one or more.) */
-export function matches(pattern: string, event: string): boolean {
-  const p = pattern.split('.');
-  const e = event.split('.');
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return i === p.length - 1 && e.length > i;
-    if (i >= e.length) return false;
-    if (p[i] !== '*' && p[i] !== e[i]) return false;
-  }
-  return p.length === e.length;
-}
-
-/** Does `outer` match every event that `inner` (a pattern) matches? */
-export function covers(outer: string, inner: string): boolean {
-  const o = outer.split('.');
-  const n = inner.split('.');
-  for (let i = 0; i < o.length; i++) {
-    if (o[i] === '>') return i === o.length - 1 && n.length > i;
-    if (i >= n.length) return false;
-    if (n[i] === '>') return false; // inner goes on to any depth, outer does not
-    if (o[i] === '*') continue;
-    if (n[i] === '*' || o[i] !== n[i]) return false;
-  }
-  return o.length === n.length;
-}
-
 function eventAllowed(rule: AllowDeny, event: string): boolean {
-  return rule.allow.some((a) => matches(a, event)) && !rule.deny.some((d) => matches(d, event));
+  return rule.allow.some((a) => matchPattern(a, event)) && !rule.deny.some((d) => matchPattern(d, event));
 }
 
 function globMatches(glob: string, name: string): boolean {

@@ -18,7 +18,8 @@ import type { EventRouting } from './router.js';
 import type { SessionObserver } from './broker.js';
 import type { Session } from './session.js';
 import { BrokerStats } from './stats.js';
-import { SubscriptionIndex, isExactPattern, patternProblem, type Subscription } from './subscription-index.js';
+import { isExactPattern, isPublishableEvent, patternProblem } from '../protocol/event-pattern.js';
+import { SubscriptionIndex, type Subscription } from './subscription-index.js';
 
 export interface EventRouterOptions {
   /** Subscriptions one session may hold (spec §8 limits). */
@@ -104,7 +105,7 @@ export class EventRouter implements EventRouting, SessionObserver {
       sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest, 'A frame without @ needs an event to route by');
       return false;
     }
-    if (!isPublishable(event)) {
+    if (!isPublishableEvent(event)) {
       sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest,
         `Cannot publish to '${event}': events are tokens separated by single dots, without '*' or '>' tokens`);
       return false;
@@ -386,14 +387,3 @@ function filterReceivers(targets: Session[], event: string): void {
   targets.length = kept;
 }
 
-/**
- * A concrete event (spec §4.2): no empty token and no wildcard token. `a.*` published would otherwise reach
- * `a.*` subscribers literally. Checked with a few native scans per frame.
- */
-function isPublishable(event: string): boolean {
-  if (event.charCodeAt(0) === 46 || event.charCodeAt(event.length - 1) === 46 || event.includes('..')) return false;
-  if (event.includes('*') || event.includes('>')) {
-    for (const token of event.split('.')) if (token === '*' || token === '>') return false;
-  }
-  return true;
-}

@@ -43,30 +43,8 @@ class TrieNode<T> {
   }
 }
 
-/** Why a pattern is invalid, or null. `maxLength` is the event limit (spec §1). */
-export function patternProblem(pattern: string, maxLength = 512): string | null {
-  if (pattern.length === 0) return 'the pattern is empty';
-  if (Buffer.byteLength(pattern) > maxLength) return `the pattern is longer than ${maxLength} bytes`;
-  if (pattern.charCodeAt(0) === 36 /* $ */) return "patterns may not start with '$' (reserved for the broker's events)";
-  const tokens = pattern.split('.');
-  for (let i = 0; i < tokens.length; i++) {
-    const token = tokens[i];
-    if (token.length === 0) return `empty token at position ${i + 1} (patterns are tokens separated by single dots)`;
-    if (token === '>') {
-      if (i !== tokens.length - 1) return "'>' may only be the last token";
-      continue;
-    }
-    if (token === '*') continue;
-    if (token.includes('*') || token.includes('>')) return `'${token}': '*' and '>' must stand alone as a whole token`;
-    if (/\s/.test(token)) return `'${token}': tokens may not contain white space`;
-  }
-  return null;
-}
-
-/** True when the pattern has no wildcard (it names exactly one event). */
-export function isExactPattern(pattern: string): boolean {
-  return !pattern.split('.').some((t) => t === '*' || t === '>');
-}
+// The grammar lives in src/protocol so the client applies the same rules.
+export { patternProblem, isExactPattern } from '../protocol/event-pattern.js';
 
 export interface SubscriptionIndexOptions {
   /** Events whose match results are cached; 0 switches the cache off. */

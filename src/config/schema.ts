@@ -5,7 +5,7 @@
 import { DEFAULT_FRAME_LIMITS } from '../protocol/limits.js';
 import { DEFAULT_SETTINGS } from '../broker/settings.js';
 import { ALL_PERMISSIONS, tokenProblem, type PermissionRules, type UserEntry } from '../broker/access.js';
-import { patternProblem } from '../broker/subscription-index.js';
+import { patternProblem } from '../protocol/event-pattern.js';
 
 export interface ListenerConfig {
   enabled: boolean;

@@ -6,3 +6,4 @@ export * from './errors.js';
 export * from './codec.js';
 export * from './codes.js';
 export * from './url.js';
+export * from './event-pattern.js';

@@ -2,8 +2,9 @@ import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  ALL_PERMISSIONS, ConfigAccessPolicy, OPEN_ACCESS, Permissions, covers, matches, tokenProblem, type PermissionRules,
+  ALL_PERMISSIONS, ConfigAccessPolicy, OPEN_ACCESS, Permissions, tokenProblem, type PermissionRules,
 } from '../../src/broker/access.js';
+import { matchPattern as matches, patternCovers as covers } from '../../src/protocol/event-pattern.js';
 
 const rules = (over: Partial<PermissionRules>): PermissionRules => ({ ...ALL_PERMISSIONS, ...over });
 

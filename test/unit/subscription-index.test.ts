@@ -346,6 +346,14 @@ describe('patternProblem', () => {
     }
   });
 
+  test("'&' and '=' are refused, as the client refuses them: they would cut the $sub meta that carries the pattern", async () => {
+    const client = await import('../../src/client/pattern.js');
+    for (const p of ['a=b', 'a&b', 'x.a=b.y', 'x.&']) {
+      assert.match(patternProblem(p) ?? '', /'&' or '='/, p);
+      assert.equal(client.patternProblem(p), patternProblem(p), `client and broker agree on ${p}`);
+    }
+  });
+
   test('valid patterns', () => {
     const valid = ['a', '*', '>', 'a.*.c', 'a.>', '*.>', '*.*', 'a.b.c', 'a$', 'a.$b', 'ä.ö', 'x'.repeat(512), 'a-b_c:d', '0.1.2'];
     for (const p of valid) assert.equal(patternProblem(p), null, `expected ${JSON.stringify(p)} to be valid`);
