@@ -102,7 +102,6 @@ export class Broker implements SessionContext {
     this.sessions.add(session);
     this.connections.add(session);
     this.stats.connectionsOpen++;
-    this.stats.connectionsTotal++;
     BrokerStats.inc(this.stats.connectionsByTransport, connection.transport);
     if (this.sweepTimer === null) {
       this.sweepTimer = setInterval(this.sweepBound, this.settings.sweepIntervalMs);

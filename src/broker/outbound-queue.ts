@@ -62,7 +62,6 @@ export class OutboundQueue {
       return Delivery.Closed;
     }
     const belowHighWater = connection.write(head, body);
-    this.stats.framesOut++;
     // Every head starts with len and flag: the flag's last byte is the flag (all flags are < 64).
     this.stats.framesOutByFlag[head[7] & 63]++;
     this.stats.bytesOut += size;

@@ -142,7 +142,6 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   // ----- frames ------------------------------------------------------------------------------------------
 
   onFrame(frame: Frame): void {
-    this.ctx.stats.framesIn++;
     this.ctx.stats.framesInByFlag[frame.flag & 63]++;
     if (this.state === SessionState.Open) {
       switch (frame.flag) {

@@ -25,16 +25,20 @@ export class LatencyHistogram {
 
 export class BrokerStats {
   connectionsOpen = 0;
-  connectionsTotal = 0;
   sessionsOpen = 0;
-  framesIn = 0;
   bytesIn = 0;
-  framesOut = 0;
   bytesOut = 0;
   /** Frames in and out by flag (index = flag value, spec §1). */
   readonly framesInByFlag = new Float64Array(64);
   readonly framesOutByFlag = new Float64Array(64);
   readonly connectionsByTransport = new Map<string, number>();
+
+  /** Connections accepted, all transports (derived: one count per accept, kept by transport). */
+  get connectionsTotal(): number {
+    let total = 0;
+    for (const n of this.connectionsByTransport.values()) total += n;
+    return total;
+  }
   /** Time from a forwarded Request to its answer, and from a Subscribe to its ReplyEnd. */
   readonly requestLatency = new LatencyHistogram();
   readonly streamLatency = new LatencyHistogram();
