@@ -75,17 +75,20 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
-  if (tcp.enabled) listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark }, broker.accept)]);
-  if (udp.enabled) listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram }, broker.accept)]);
-  if (ws.enabled) {
-    listeners.push(['ws', new WsListener({ host: ws.host, port: ws.port, maxPayload: settings.limits.maxFrame, highWaterMark }, broker.accept)]);
+  const reporter = broker;
+  const maxPayload = settings.limits.maxFrame;
+  if (tcp.enabled) listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark, reporter }, broker.accept)]);
+  if (udp.enabled) {
+    listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram, reporter }, broker.accept)]);
   }
+  if (ws.enabled) listeners.push(['ws', new WsListener({ host: ws.host, port: ws.port, maxPayload, highWaterMark, reporter }, broker.accept)]);
   if (tcps.enabled) {
-    listeners.push(['tcps', new TcpListener({ host: tcps.host, port: tcps.port, highWaterMark, tls: readTls('tcps', tcps) }, broker.accept)]);
+    const tls = readTls('tcps', tcps);
+    listeners.push(['tcps', new TcpListener({ host: tcps.host, port: tcps.port, highWaterMark, tls, reporter }, broker.accept)]);
   }
   if (wss.enabled) {
     const tls = readTls('wss', wss);
-    listeners.push(['wss', new WsListener({ host: wss.host, port: wss.port, maxPayload: settings.limits.maxFrame, highWaterMark, tls }, broker.accept)]);
+    listeners.push(['wss', new WsListener({ host: wss.host, port: wss.port, maxPayload, highWaterMark, tls, reporter }, broker.accept)]);
   }
   const addresses: ServerAddresses = {};
   const started: Listener[] = [];

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CloseCode } from '../protocol/codes.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection, ListenerReporter, TransportName } from '../transport/connection.js';
 import { OPEN_ACCESS, type AccessPolicy } from './access.js';
 import { NO_EVENT_ROUTING, Router, type EventRouting } from './router.js';
 import { Session, SessionState } from './session.js';
@@ -36,7 +36,7 @@ export interface SessionObserver {
   sessionClosed?(session: Session, wasOpen: boolean, reason: string): void;
 }
 
-export class Broker implements SessionContext {
+export class Broker implements SessionContext, ListenerReporter {
   readonly settings: BrokerSettings;
   readonly logger: Logger;
   readonly stats: BrokerStats;
@@ -119,6 +119,17 @@ export class Broker implements SessionContext {
       session.setBudgetPause(true);
     }
   };
+
+  listenerOnError(transport: TransportName, error: Error): void {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    BrokerStats.inc(this.stats.transportErrors, `${transport}|${code}`);
+    this.logger.warn({ event: 'listener_error', transport, code, err: error.message }, 'listener error');
+  }
+
+  /** Per dropped datagram: counted, not logged (a flood would flood the log). */
+  listenerOnDrop(_transport: TransportName, reason: string): void {
+    BrokerStats.inc(this.stats.dropped, reason);
+  }
 
   admitHandshake(now: number): boolean {
     return this.handshakeBucket === null || this.handshakeBucket.take(now);

@@ -63,6 +63,8 @@ export class BrokerStats {
   readonly protocolErrors = new Map<string, number>();
   readonly closes = new Map<string, number>();
   readonly handshakesRefused = new Map<string, number>();
+  /** Listener errors after binding, keyed `transport|code` (e.g. `tcp|EMFILE`). */
+  readonly transportErrors = new Map<string, number>();
   /** Connections refused before their handshake by a limit, by reason. */
   readonly connectionsRefused = new Map<string, number>();
 

@@ -82,6 +82,11 @@ export class BrokerMetrics {
     add('socketd_connections_total', 'Connections accepted, by transport.', 'counter', () => fromMap(stats.connectionsByTransport, 'transport'));
     add('socketd_sessions_open', 'Sessions past their handshake.', 'gauge', () => one(stats.sessionsOpen));
     add('socketd_handshakes_refused_total', 'Handshakes refused, by reason.', 'counter', () => fromMap(stats.handshakesRefused, 'reason'));
+    add('socketd_transport_errors_total', 'Listener errors after binding (failed accepts, udp send errors), by transport and code.', 'counter', () =>
+      [...stats.transportErrors].map(([key, value]) => {
+        const [transport, code] = key.split('|');
+        return { value, labels: { transport, code } };
+      }));
     add('socketd_connections_refused_total', 'Connections refused by a limit before their handshake, by reason.', 'counter', () => fromMap(stats.connectionsRefused, 'reason'));
     add('socketd_memory_budget_exceeded', '1 while the queued bytes are over flow.memoryBudgetBytes (every reader paused).', 'gauge', () => one(stats.overBudget ? 1 : 0));
     add('socketd_memory_budget_pauses_total', 'Times the memory budget paused every reader.', 'counter', () => one(stats.budgetPauses));

@@ -76,6 +76,15 @@ export interface BoundAddress {
   port: number;
 }
 
+/**
+ * Receives what a listener cannot handle itself, so nothing fails silently: socket errors after binding
+ * (e.g. EMFILE on accept, a failed udp send) and inbound datagrams it drops (udp, reading paused).
+ */
+export interface ListenerReporter {
+  listenerOnError(transport: TransportName, error: Error): void;
+  listenerOnDrop(transport: TransportName, reason: string): void;
+}
+
 /** Receives new connections from a listener. */
 export type ConnectionAcceptor = (connection: Connection) => void;
 

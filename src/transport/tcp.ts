@@ -12,6 +12,7 @@ import type {
   ConnectionHandler,
   Framing,
   Listener,
+  ListenerReporter,
   TransportCloseCode,
 } from './connection.js';
 import { listenServer, stopListening } from './listen.js';
@@ -305,6 +306,8 @@ export interface TcpListenerOptions {
   tls?: TlsServerOptions;
   /** Passed to each connection (default 1 MiB). */
   highWaterMark?: number;
+  /** Told of errors after binding. */
+  reporter?: ListenerReporter;
 }
 
 export class TcpListener implements Listener {
@@ -351,7 +354,9 @@ export class TcpListener implements Listener {
     this.acceptor(new TcpConnection(socket, connectionOptions));
   }
 
-  private serverOnError(): void {
-    // Reported through listen()'s rejection when binding; accept errors are transient and not fatal.
+  private serverOnError(error: Error): void {
+    // Binding errors reject listen() (its own listener); later ones (accept failures) are transient and
+    // not fatal, but reported.
+    if (this.server.listening) this.options.reporter?.listenerOnError(this.transport, error);
   }
 }

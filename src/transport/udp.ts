@@ -15,6 +15,7 @@ import type {
   ConnectionHandler,
   Framing,
   Listener,
+  ListenerReporter,
   TransportCloseCode,
 } from './connection.js';
 import { classifySocketError } from './tcp.js';
@@ -160,6 +161,8 @@ export interface UdpListenerOptions {
   port: number;
   /** Largest datagram in bytes, both ways (default 2048, spec §1). */
   maxDatagram?: number;
+  /** Told of socket errors and of datagrams dropped while their connection was paused. */
+  reporter?: ListenerReporter;
 }
 
 export class UdpListener implements Listener {
@@ -247,12 +250,16 @@ export class UdpListener implements Listener {
       this.connections.set(key, connection);
       this.acceptor(connection);
     }
-    if (!connection.deliver(datagram)) this.droppedWhilePaused++;
+    if (!connection.deliver(datagram)) {
+      this.droppedWhilePaused++;
+      this.options.reporter?.listenerOnDrop('udp', 'udp_paused');
+    }
   }
 
-  private socketOnError(): void {
-    // Sends have no callback (none is allocated per write); their failures land here and are only counted.
+  private socketOnError(error: Error): void {
+    // Sends have no callback (none is allocated per write); their failures land here.
     this.socketErrors++;
+    this.options.reporter?.listenerOnError('udp', error);
   }
 }
 

@@ -14,6 +14,7 @@ import type {
   ConnectionHandler,
   Framing,
   Listener,
+  ListenerReporter,
   TransportCloseCode,
 } from './connection.js';
 import { listenServer, stopListening } from './listen.js';
@@ -235,6 +236,8 @@ export interface WsListenerOptions {
   maxPayload: number;
   /** Passed to each connection (default 1 MiB). */
   highWaterMark?: number;
+  /** Told of errors after binding. */
+  reporter?: ListenerReporter;
 }
 
 export class WsListener implements Listener {
@@ -307,7 +310,8 @@ export class WsListener implements Listener {
     this.acceptor(new WsConnection(ws, connectionOptions));
   }
 
-  private wssOnError(): void {
-    // Binding errors reach listen() through the http server; nothing else is fatal.
+  private wssOnError(error: Error): void {
+    // Binding errors reach listen() through the http server; later ones are not fatal, but reported.
+    if (this.httpServer.listening) this.options.reporter?.listenerOnError(this.transport, error);
   }
 }

@@ -226,3 +226,32 @@ test('udp: listen rejects when the port is taken, and close still succeeds', asy
   await second.close();
   await first.listener.close();
 });
+
+test('the reporter hears of datagrams dropped while paused and of socket errors (nothing fails silently)', async () => {
+  const drops: string[] = [];
+  const errors: string[] = [];
+  const accepted: Connection[] = [];
+  const listener = new UdpListener({
+    host: '127.0.0.1', port: 0,
+    reporter: { listenerOnDrop: (_t, reason) => void drops.push(reason), listenerOnError: (_t, e) => void errors.push(e.message) },
+  }, (c) => {
+    accepted.push(c);
+    c.start({ connectionOnData: () => undefined, connectionOnDrain: () => undefined, connectionOnInvalid: () => undefined, connectionOnClose: () => undefined });
+    c.pause();
+  });
+  const { port } = await listener.listen();
+  const client = dgram.createSocket('udp4');
+  try {
+    for (let i = 0; i < 3; i++) client.send(Buffer.from('hello'), port, '127.0.0.1');
+    const until = Date.now() + 3000;
+    while (drops.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(drops.length >= 2, `drops reported: ${drops.length}`);
+    assert.ok(drops.every((r) => r === 'udp_paused'));
+    assert.equal(listener.droppedWhilePaused, drops.length);
+    assert.equal(accepted.length, 1);
+    assert.deepEqual(errors, []);
+  } finally {
+    client.close();
+    await listener.close();
+  }
+});
