@@ -2,23 +2,30 @@
  * The broker's counters. Plain numbers and small maps incremented on the hot path; src/metrics reads them
  * when Prometheus scrapes, so counting costs no allocation per frame (issue #6).
  */
+
+/** Request/stream durations in seconds. */
+export const LATENCY_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
 /**
- * Fixed-bucket latency histogram (seconds). Observing is two array writes; src/metrics exposes it as a
- * Prometheus histogram at scrape time.
+ * Fixed-bucket histogram. Observing is two array writes; src/metrics exposes it as a Prometheus histogram
+ * at scrape time.
  */
-export class LatencyHistogram {
-  static readonly BOUNDS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-  /** counts[i] = observations <= BOUNDS[i] but > BOUNDS[i-1]; the last slot is +Inf. */
-  readonly counts = new Float64Array(LatencyHistogram.BOUNDS.length + 1);
+export class BucketHistogram {
+  /** counts[i] = observations <= bounds[i] but > bounds[i-1]; the last slot is +Inf. */
+  readonly counts: Float64Array;
   sum = 0;
   count = 0;
 
-  observe(seconds: number): void {
-    const bounds = LatencyHistogram.BOUNDS;
+  constructor(readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  observe(value: number): void {
+    const bounds = this.bounds;
     let i = 0;
-    while (i < bounds.length && seconds > bounds[i]) i++;
+    while (i < bounds.length && value > bounds[i]) i++;
     this.counts[i]++;
-    this.sum += seconds;
+    this.sum += value;
     this.count++;
   }
 }
@@ -40,8 +47,8 @@ export class BrokerStats {
     return total;
   }
   /** Time from a forwarded Request to its answer, and from a Subscribe to its ReplyEnd. */
-  readonly requestLatency = new LatencyHistogram();
-  readonly streamLatency = new LatencyHistogram();
+  readonly requestLatency = new BucketHistogram(LATENCY_BOUNDS);
+  readonly streamLatency = new BucketHistogram(LATENCY_BOUNDS);
   /** Routed Message/Request/Subscribe frames by addressing mode. */
   routedByName = 0;
   routedByEvent = 0;

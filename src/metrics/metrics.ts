@@ -6,7 +6,7 @@ import { Registry, collectDefaultMetrics, type MetricValue } from 'prom-client';
 import { flagLabel } from '../protocol/flags.js';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
-import { LatencyHistogram, type BrokerStats } from '../broker/stats.js';
+import { BucketHistogram, type BrokerStats } from '../broker/stats.js';
 
 type Labels = Record<string, string | number>;
 type Values = MetricValue<string>[];
@@ -47,14 +47,14 @@ function byFlag(counts: Float64Array): Values {
   return out;
 }
 
-function histogram(name: string, hist: LatencyHistogram, labels: Labels): Values {
+function histogram(name: string, hist: BucketHistogram, labels: Labels): Values {
   const out: Values = [];
   let cumulative = 0;
-  LatencyHistogram.BOUNDS.forEach((le, i) => {
+  hist.bounds.forEach((le, i) => {
     cumulative += hist.counts[i];
     out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { ...labels, le } } as MetricValue<string>);
   });
-  cumulative += hist.counts[LatencyHistogram.BOUNDS.length];
+  cumulative += hist.counts[hist.bounds.length];
   out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { ...labels, le: '+Inf' } } as MetricValue<string>);
   out.push({ metricName: `${name}_sum`, value: hist.sum, labels } as MetricValue<string>);
   out.push({ metricName: `${name}_count`, value: hist.count, labels } as MetricValue<string>);
@@ -144,28 +144,10 @@ export class BrokerMetrics {
     return n;
   }
 
+  /** A snapshot: the sessions by queue size now (a gauge histogram, rebuilt per scrape). */
   private queueHistogram(): Values {
-    const counts = new Array<number>(QUEUE_BUCKETS.length + 1).fill(0);
-    let sum = 0;
-    let count = 0;
-    for (const s of this.sources.broker.allSessions()) {
-      const bytes = s.outbound.queuedBytes;
-      let i = 0;
-      while (i < QUEUE_BUCKETS.length && bytes > QUEUE_BUCKETS[i]) i++;
-      counts[i]++;
-      sum += bytes;
-      count++;
-    }
-    const name = 'socketd_session_outbound_queue_bytes';
-    const out: Values = [];
-    let cumulative = 0;
-    QUEUE_BUCKETS.forEach((le, i) => {
-      cumulative += counts[i];
-      out.push({ metricName: `${name}_bucket`, value: cumulative, labels: { le } } as MetricValue<string>);
-    });
-    out.push({ metricName: `${name}_bucket`, value: count, labels: { le: '+Inf' } } as MetricValue<string>);
-    out.push({ metricName: `${name}_sum`, value: sum, labels: {} } as MetricValue<string>);
-    out.push({ metricName: `${name}_count`, value: count, labels: {} } as MetricValue<string>);
-    return out;
+    const snapshot = new BucketHistogram(QUEUE_BUCKETS);
+    for (const s of this.sources.broker.allSessions()) snapshot.observe(s.outbound.queuedBytes);
+    return histogram('socketd_session_outbound_queue_bytes', snapshot, {});
   }
 }
