@@ -33,11 +33,12 @@ function metaObject(frame: Frame): Record<string, string> {
   return out;
 }
 
-/** An answer: a Reply (48) or ReplyEnd (49) frame. */
-export class Reply {
+/** What every received frame offers: its event, data and metas, and readers for the data. */
+abstract class Received {
   private metaCache: Record<string, string> | undefined = undefined;
 
-  constructor(private readonly frame: Frame) {}
+  /** @internal */
+  constructor(/** @internal */ readonly frame: Frame) {}
 
   get event(): string {
     return this.frame.event;
@@ -59,17 +60,20 @@ export class Reply {
     return this.frame.metaString;
   }
 
-  /** True for a ReplyEnd: the last answer of its stream. */
-  get end(): boolean {
-    return this.frame.flag === Flag.ReplyEnd;
-  }
-
   text(): string {
     return this.frame.data.toString('utf8');
   }
 
   json<T = unknown>(): T {
     return JSON.parse(this.frame.data.toString('utf8')) as T;
+  }
+}
+
+/** An answer: a Reply (48) or ReplyEnd (49) frame. */
+export class Reply extends Received {
+  /** True for a ReplyEnd: the last answer of its stream. */
+  get end(): boolean {
+    return this.frame.flag === Flag.ReplyEnd;
   }
 }
 
@@ -82,33 +86,17 @@ export interface Responder {
 }
 
 /** A Message, Request or Subscribe frame the broker routed to this client. */
-export class IncomingMessage {
+export class IncomingMessage extends Received {
   /** @internal set once an answer that ends the exchange went out (ReplyEnd, Alarm, or Reply to a Request). */
   answered = false;
-  private metaCache: Record<string, string> | undefined = undefined;
 
   /** @internal */
   constructor(
     private readonly responder: Responder,
-    /** @internal */ readonly frame: Frame,
+    frame: Frame,
     /** @internal the client's connection generation the frame arrived on */ readonly generation: number,
-  ) {}
-
-  get event(): string {
-    return this.frame.event;
-  }
-
-  get data(): Buffer {
-    return this.frame.data;
-  }
-
-  get meta(): Record<string, string> {
-    if (this.metaCache === undefined) this.metaCache = metaObject(this.frame);
-    return this.metaCache;
-  }
-
-  get metaString(): string {
-    return this.frame.metaString;
+  ) {
+    super(frame);
   }
 
   /** The sid on this client's connection (for a Request/Subscribe: the broker's fresh sid, spec §5). */
@@ -133,14 +121,6 @@ export class IncomingMessage {
   /** True for a Subscribe (42): answer with any number of reply() and one replyEnd(). */
   get isSubscribe(): boolean {
     return this.frame.flag === Flag.Subscribe;
-  }
-
-  text(): string {
-    return this.frame.data.toString('utf8');
-  }
-
-  json<T = unknown>(): T {
-    return JSON.parse(this.frame.data.toString('utf8')) as T;
   }
 
   /** Sends a Reply (48). For a Request this is the answer; for a Subscribe one item of the stream. */
