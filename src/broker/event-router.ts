@@ -186,7 +186,13 @@ export class EventRouter implements EventRouting, SessionObserver {
         }
         if (!isRequest) return;
         const data = JSON.stringify(this.presence(event));
-        sender.sendControl(encodeFrame({ flag: Flag.ReplyEnd, sid: frame.sid, event: frame.event, meta: `event=${event}`, data }));
+        const answer = encodeFrame({ flag: Flag.ReplyEnd, sid: frame.sid, event: frame.event, meta: `event=${event}`, data });
+        if (answer.length > sender.connection.maxOutboundFrame) {
+          sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.TooLarge,
+            `The presence list of '${event}' (${answer.length} bytes) is larger than this ${sender.transport} connection carries`);
+        } else {
+          sender.sendControl(answer);
+        }
         return;
       }
       default:

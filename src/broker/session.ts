@@ -255,14 +255,36 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return result;
   }
 
-  sendControl(frame: Buffer): void {
-    if (this.state !== SessionState.Closed) this.outbound.push(frame, undefined, OutboundKind.Control);
+  /**
+   * Queues a frame the broker made itself. A frame this session's transport cannot carry (a udp datagram
+   * limit) is counted and logged, never dropped silently; callers that can answer otherwise check the result.
+   */
+  sendControl(frame: Buffer): Delivery {
+    if (this.state === SessionState.Closed) return Delivery.Closed;
+    const result = this.outbound.push(frame, undefined, OutboundKind.Control);
+    if (result === Delivery.TooLarge) {
+      BrokerStats.inc(this.ctx.stats.dropped, 'control_too_large');
+      this.ctx.logger.warn({
+        event: 'control_too_large', id: this.id, transport: this.transport, bytes: frame.length,
+        limit: this.connection.maxOutboundFrame, flag: flagLabel(frame.readInt32BE(4)),
+      }, 'a frame for this session is larger than its transport carries');
+    }
+    return result;
   }
 
   /** Alarm (spec §6): sid, event and meta of the frame it answers, meta `code` added, data the reason. */
   sendAlarm(sid: string, event: string, metaString: string, code: number, text: string): void {
     BrokerStats.inc(this.ctx.stats.alarms, code);
-    this.sendControl(encodeFrame({ flag: Flag.Alarm, sid, event, meta: metaAppend(metaString, 'code', String(code)), data: text }));
+    let alarm = encodeFrame({ flag: Flag.Alarm, sid, event, meta: metaAppend(metaString, 'code', String(code)), data: text });
+    const limit = this.connection.maxOutboundFrame;
+    if (alarm.length > limit) {
+      // The echo of the answered frame's metas does not fit this transport (udp): keep what identifies
+      // the stream (sid, event, code) and as much of the reason as fits.
+      const head = encodeFrame({ flag: Flag.Alarm, sid, event, meta: `code=${code}` });
+      const room = Math.max(0, limit - head.length);
+      alarm = encodeFrame({ flag: Flag.Alarm, sid, event, meta: `code=${code}`, data: Buffer.from(text).subarray(0, room) });
+    }
+    this.sendControl(alarm);
   }
 
   private sendClose(code: number, reason: string, text: string): void {

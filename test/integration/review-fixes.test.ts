@@ -173,3 +173,44 @@ test('a consumer congested past flow.congestionTimeoutMs is closed as a slow con
     await server.close();
   }
 });
+
+test('an Alarm too large for a udp requester arrives compacted (sid, event, code), not dropped', async () => {
+  const server = await startTestBroker();
+  const p = ports(server);
+  const client = await RawClient.connect('udp', p.udp);
+  try {
+    // The request fits one 2048-byte datagram; its Alarm, echoing the meta plus code and reason, would not.
+    const meta = `@=nobody&pad=${'x'.repeat(1975)}`;
+    const s = client.send({ flag: Flag.Request, event: 'hello', meta, data: '' });
+    const alarm = await client.nextFor(s);
+    assert.equal(alarm.flag, Flag.Alarm);
+    assert.equal(alarm.metaString, 'code=4004');
+    assert.equal(alarm.event, 'hello');
+    assert.ok(alarm.raw.length <= 2048);
+    assert.match(alarm.data.toString(), /^Broker don't have/);
+  } finally {
+    client.close();
+    await server.close();
+  }
+});
+
+test('a $presence list too large for a udp requester is answered with Alarm 4013', async () => {
+  const server = await startTestBroker();
+  const p = ports(server);
+  const members = await Promise.all(Array.from({ length: 30 }, (_, i) => RawClient.connect('tcp', p.tcp, { name: `member-with-a-long-name-${i}`, query: 'sub=room.big' })));
+  const asker = await RawClient.connect('udp', p.udp);
+  try {
+    await eventually(() => server.events.subscriptionCount === 30, 3000, '30 members');
+    const s = asker.send({ flag: Flag.Request, event: '$presence', meta: 'event=room.big' });
+    const answer = await asker.nextFor(s);
+    assert.equal(answer.flag, Flag.Alarm);
+    assert.equal(answer.meta('code'), '4013');
+    const tcpAsker = members[0];
+    const t = tcpAsker.send({ flag: Flag.Request, event: '$presence', meta: 'event=room.big' });
+    assert.equal(JSON.parse((await tcpAsker.nextFor(t)).data.toString()).length, 30, 'over tcp the list arrives');
+  } finally {
+    for (const m of members) m.close();
+    asker.close();
+    await server.close();
+  }
+});
