@@ -101,7 +101,6 @@ export class Broker implements SessionContext, ListenerReporter {
     this.perIp.set(ip, fromIp);
     this.sessions.add(session);
     this.connections.add(session);
-    this.stats.connectionsOpen++;
     BrokerStats.inc(this.stats.connectionsByTransport, connection.transport);
     if (this.sweepTimer === null) {
       this.sweepTimer = setInterval(this.sweepBound, this.settings.sweepIntervalMs);
@@ -198,7 +197,6 @@ export class Broker implements SessionContext, ListenerReporter {
 
   connectionClosed(session: Session): void {
     if (!this.connections.delete(session)) return;
-    this.stats.connectionsOpen--;
     const ip = session.connection.remoteAddress;
     const fromIp = (this.perIp.get(ip) ?? 1) - 1;
     if (fromIp <= 0) this.perIp.delete(ip);

@@ -31,7 +31,6 @@ export class BucketHistogram {
 }
 
 export class BrokerStats {
-  connectionsOpen = 0;
   sessionsOpen = 0;
   bytesIn = 0;
   bytesOut = 0;
