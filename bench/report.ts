@@ -26,6 +26,8 @@ const waitCell = (r: ScenarioRecord): string => {
 };
 
 const fig = (key: string, show: (x: unknown) => string = int): Column['cell'] => (r) => show(r.figures[key]);
+/** The same figure in the warm-up pass, i.e. the server's first traffic after it started (see run.ts WARM_UP). */
+const warmFig = (key: string, show: (x: unknown) => string = int): Column['cell'] => (r) => show(r.warmUp?.figures[key]);
 
 /** The columns of each scenario's table; `key` is the figure the ratio to nats-server is taken of. */
 const TABLES: Record<string, { key: string; ratioHead: string; cpuKey?: string; columns: Column[] }> = {
@@ -38,6 +40,7 @@ const TABLES: Record<string, { key: string; ratioHead: string; cpuKey?: string; 
       { head: 'MB/s', cell: fig('mbPerSecond', one) },
       { head: 'lost', cell: fig('lost') },
       { head: 'broker CPU µs/msg', cell: fig('cpuUsPerMsg', two) },
+      { head: 'same, first traffic', cell: warmFig('cpuUsPerMsg', two) },
       { head: 'broker peak RSS', cell: fig('peakRssBytes', mib) },
       { head: 'pub / sub CPU s', cell: (r) => `${two(Number(r.figures['publisherCpuMs']) / 1000)} / ${two(Number(r.figures['subscriberCpuMs']) / 1000)}` },
       { head: 'publisher waiting on flow control', cell: waitCell },
@@ -52,6 +55,7 @@ const TABLES: Record<string, { key: string; ratioHead: string; cpuKey?: string; 
       { head: 'published msgs/s', cell: fig('publishedPerSecond') },
       { head: 'lost deliveries', cell: fig('lost') },
       { head: 'broker CPU µs/msg', cell: fig('cpuUsPerMsg', two) },
+      { head: 'same, first traffic', cell: warmFig('cpuUsPerMsg', two) },
       { head: 'µs/delivery', cell: fig('cpuUsPerDelivery', two) },
       { head: 'broker peak RSS', cell: fig('peakRssBytes', mib) },
     ],
@@ -66,6 +70,7 @@ const TABLES: Record<string, { key: string; ratioHead: string; cpuKey?: string; 
       { head: 'p99 ms', cell: fig('p99Ms', two) },
       { head: 'errors', cell: fig('errors') },
       { head: 'broker CPU µs/round trip', cell: fig('cpuUsPerMsg', two) },
+      { head: 'same, first traffic', cell: warmFig('cpuUsPerMsg', two) },
       { head: 'broker peak RSS', cell: fig('peakRssBytes', mib) },
     ],
   },
@@ -183,6 +188,9 @@ export function renderRun(run: RunRecord, scenarios: { id: string; title: string
   out.push(`- Load average at start ${m.loadStart.join(' / ')}, at end ${m.loadEnd.join(' / ')}; run time ${Math.round(run.seconds)} s`);
   for (const note of run.notes ?? []) out.push(`- **Note**: ${note}`);
   out.push(`- Payloads ${run.payloadBytes} B unless noted. Broker CPU = utime + stime of the server process (/proc/PID/stat, CLK_TCK 100) from the start signal to the last delivery; peak RSS = its VmHWM.`);
+  out.push(run.warmUp
+    ? `- S1, S2 and S3 first run a quarter-size pass of the same traffic against the same server process (fresh client processes for the measured pass), for every system: the figures are those of a server past its first traffic. The columns "same, first traffic" give the server's CPU in that first pass (JIT warm-up of a Node server included).`
+    : `- No warm-up pass (\`--no-warmup\`): every figure includes the server's first traffic after it started.`);
   out.push('');
   out.push('| system | server | driven by | status |');
   out.push('|---|---|---|---|');

@@ -60,6 +60,8 @@ export interface ScenarioRecord {
   server: { cpuMs: number; peakRssBytes: number; rssStartBytes: number; rssEndBytes: number };
   roles: Record<string, RoleResult[]>;
   seconds: number;
+  /** The warm-up pass before the measured one: its figures and what it cost the server. */
+  warmUp?: { figures: Figures; serverCpuMs: number; seconds: number; status: string; error?: string };
 }
 
 export interface RunRecord {
@@ -73,6 +75,8 @@ export interface RunRecord {
   systems: Record<string, Availability & { client: string }>;
   /** Settings that change what is measured (e.g. BENCH_PRESSURE_HOLD). */
   notes: string[];
+  /** Whether S1-S3 ran a warm-up pass first (see WARM_UP). */
+  warmUp: boolean;
   results: ScenarioRecord[];
   seconds: number;
 }
@@ -95,8 +99,30 @@ interface Ctx {
 interface Scenario {
   id: string;
   title: string;
-  run(ctx: Ctx, record: ScenarioRecord): Promise<void>;
+  /**
+   * Counts of a warm-up pass run against the same server process before the measured one, with role
+   * processes of its own (so every client starts cold in the measured pass, only the server is warm).
+   * Absent: no warm-up.
+   */
+  warmUp?: (counts: Counts) => Counts;
+  run(ctx: Ctx, record: ScenarioRecord, counts: Counts): Promise<void>;
 }
+
+/**
+ * A broker runs for days: its CPU per message is that of a process past its first traffic. A fresh Node
+ * process spends its first ~20k frames in the interpreter and the JIT compilers (about 150 ms of CPU for
+ * the broker, measured with bench S1 and S3), which a 20k-round-trip scenario would count as per-message
+ * cost. So the throughput scenarios first run a smaller pass of the same traffic, for every system alike,
+ * and report what that pass cost the server apart (`warmUp` in results.json, "first traffic" in results.md).
+ * `--no-warmup` measures from a cold server instead.
+ */
+const WARM_UP = arg('no-warmup') === undefined;
+const warmCounts = (counts: Counts): Counts => ({
+  ...counts,
+  s1: Math.ceil(counts.s1 / 4),
+  s2: Math.ceil(counts.s2 / 4),
+  s3: Math.ceil(counts.s3 / 4),
+});
 
 async function allReady(roles: Role[]): Promise<void> {
   await Promise.all(roles.map((r) => r.ready));
@@ -159,8 +185,9 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'S1',
     title: `S1: one publisher to one subscriber, ${PAYLOAD} B payloads`,
-    async run(ctx, record) {
-      const { pub, subs, cpuMs } = await fanout(ctx, record, { procs: 1, connsPerProc: 1, count: COUNTS.s1, payload: PAYLOAD });
+    warmUp: warmCounts,
+    async run(ctx, record, counts) {
+      const { pub, subs, cpuMs } = await fanout(ctx, record, { procs: 1, connsPerProc: 1, count: counts.s1, payload: PAYLOAD });
       const received = sum(subs.map((s) => num(s, 'received')));
       const seconds = (Math.max(...subs.map((s) => num(s, 'lastAt'))) - num(pub, 'startAt')) / 1000;
       Object.assign(record.figures, {
@@ -180,11 +207,12 @@ const SCENARIOS: Scenario[] = [
   {
     id: 'S2',
     title: `S2: one publisher to ${COUNTS.s2Procs * COUNTS.s2Conns} subscribers (${COUNTS.s2Procs} processes × ${COUNTS.s2Conns} connections), ${PAYLOAD} B`,
-    async run(ctx, record) {
-      const { pub, subs, cpuMs } = await fanout(ctx, record, { procs: COUNTS.s2Procs, connsPerProc: COUNTS.s2Conns, count: COUNTS.s2, payload: PAYLOAD });
+    warmUp: warmCounts,
+    async run(ctx, record, counts) {
+      const { pub, subs, cpuMs } = await fanout(ctx, record, { procs: counts.s2Procs, connsPerProc: counts.s2Conns, count: counts.s2, payload: PAYLOAD });
       const received = sum(subs.map((s) => num(s, 'received')));
       const seconds = (Math.max(...subs.map((s) => num(s, 'lastAt'))) - num(pub, 'startAt')) / 1000;
-      const expected = num(pub, 'sent') * COUNTS.s2Procs * COUNTS.s2Conns;
+      const expected = num(pub, 'sent') * counts.s2Procs * counts.s2Conns;
       Object.assign(record.figures, {
         sent: num(pub, 'sent'),
         deliveries: received,
@@ -206,12 +234,13 @@ const SCENARIOS: Scenario[] = [
         inFlight === 1
           ? `S3 sequential: request/reply through the broker, one at a time, ${PAYLOAD} B echoed`
           : `S3 ${inFlight} in flight: request/reply through the broker, ${inFlight} outstanding, ${PAYLOAD} B echoed`,
-      async run(ctx, record) {
+      warmUp: warmCounts,
+    async run(ctx, record, counts) {
         const subject = 'bench.rpc';
         const responder = ctx.spawn('responder', 'responder', { target: ctx.target, subject });
         await responder.ready;
         responder.send('go');
-        const requester = ctx.spawn('requester', 'requester', { target: ctx.target, subject, count: COUNTS.s3, inFlight, payloadSize: PAYLOAD });
+        const requester = ctx.spawn('requester', 'requester', { target: ctx.target, subject, count: counts.s3, inFlight, payloadSize: PAYLOAD });
         await requester.ready;
         const cpu0 = ctx.cpu();
         requester.send('go');
@@ -399,8 +428,9 @@ async function runScenario(system: SystemName, scenario: Scenario): Promise<Scen
   let timer: NodeJS.Timeout | undefined;
   const limit = scenario.id === 'S6' ? TIMEOUT_MS + COUNTS.s6Ms : TIMEOUT_MS;
   try {
+    if (WARM_UP && scenario.warmUp !== undefined) await warmUp(ctx, scenario, record, limit);
     await Promise.race([
-      scenario.run(ctx, record),
+      scenario.run(ctx, record, COUNTS),
       new Promise((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(`no result within ${limit / 1000} s`)), limit))),
     ]);
     if (server.exited()) throw new Error(`the server exited: ${server.output().trim().split('\n').slice(-3).join(' | ')}`);
@@ -422,6 +452,34 @@ async function runScenario(system: SystemName, scenario: Scenario): Promise<Scen
   }
   record.seconds = (now() - started) / 1000;
   return record;
+}
+
+/** Runs the scenario's warm-up pass, then stops and removes its roles (see Scenario.warmUp). */
+async function warmUp(ctx: Ctx, scenario: Scenario, record: ScenarioRecord, limit: number): Promise<void> {
+  const scratch: ScenarioRecord = { ...record, figures: {}, roles: {}, status: 'ok' };
+  const cpu0 = ctx.cpu();
+  const started = now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      scenario.run(ctx, scratch, scenario.warmUp!(COUNTS)),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(`warm-up: no result within ${limit / 1000} s`)), limit))),
+    ]);
+  } catch (error) {
+    scratch.status = error instanceof TimeoutError ? 'timeout' : 'failed';
+    scratch.error = error instanceof Error ? error.message : String(error);
+  } finally {
+    clearTimeout(timer);
+  }
+  const roles = ctx.roles.splice(0);
+  for (const role of roles) role.send('stop');
+  await Promise.race([Promise.all(roles.map((r) => r.result.catch(() => {}))), sleep(3000)]);
+  for (const role of roles) role.kill();
+  record.warmUp = { figures: scratch.figures, serverCpuMs: ctx.cpu() - cpu0, seconds: (now() - started) / 1000, status: scratch.status };
+  if (scratch.error !== undefined) record.warmUp.error = scratch.error;
+  // A failed warm-up fails the scenario: the measured pass would not be on a warm server.
+  if (scratch.status !== 'ok') throw new Error(`warm-up ${scratch.status}: ${scratch.error ?? ''}`);
+  await sleep(200);
 }
 
 function machine(): RunRecord['machine'] {
@@ -452,6 +510,7 @@ async function main(): Promise<void> {
     command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
     machine: machine(),
     counts: COUNTS,
+    warmUp: WARM_UP,
     payloadBytes: PAYLOAD,
     systems: {},
     notes: process.env['BENCH_PRESSURE_HOLD'] ? [`BENCH_PRESSURE_HOLD=${process.env['BENCH_PRESSURE_HOLD']}: our SDK's pressureHold set to that many ms (default 250)`] : [],

@@ -20,6 +20,7 @@ import type { Session } from './session.js';
 import { BrokerStats } from './stats.js';
 import { isExactPattern, isPublishableEvent, patternProblem } from '../protocol/event-pattern.js';
 import { SubscriptionIndex, type Subscription } from './subscription-index.js';
+import { MAX_REMEMBERED_EVENT_BYTES, PublishedEvent } from './published-event.js';
 
 export interface EventRouterOptions {
   /** Subscriptions one session may hold (spec §8 limits). */
@@ -96,26 +97,9 @@ export class EventRouter implements EventRouting, SessionObserver {
   // ----- routing -----------------------------------------------------------------------------------------
 
   resolve(sender: Session, frame: Frame, targets: Session[]): boolean {
-    const event = frame.event;
-    if (event.charCodeAt(0) === 36 /* $ */) {
-      this.control(sender, frame);
-      return false;
-    }
-    if (event.length === 0) {
-      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest, 'A frame without @ needs an event to route by');
-      return false;
-    }
-    if (!isPublishableEvent(event)) {
-      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest,
-        `Cannot publish to '${event}': events are tokens separated by single dots, without '*' or '>' tokens`);
-      return false;
-    }
-    const permissions = sender.permissions;
-    if (!permissions.unrestricted && !permissions.canPublish(event)) {
-      BrokerStats.inc(this.stats.dropped, 'forbidden');
-      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.Forbidden, `User '${permissions.user}' may not publish to '${event}'`);
-      return false;
-    }
+    const last = sender.lastPublished;
+    const event = last !== null && frame.adoptEvent(last.event, last.bytes) ? last.event : this.checkedEvent(sender, frame);
+    if (event === null) return false;
     const match = this.index.match(event);
     if (frame.flag === Flag.Message) {
       for (const s of match.subscribers) if (s !== sender) targets.push(s);
@@ -146,6 +130,38 @@ export class EventRouter implements EventRouting, SessionObserver {
     }
     cursors.set(event, cursor);
     return true;
+  }
+
+  /**
+   * The frame's event when `sender` may publish to it, remembered for the sender's next frame while the match
+   * cache is on; null after answering the frame itself (control events, refusals).
+   */
+  private checkedEvent(sender: Session, frame: Frame): string | null {
+    const event = frame.event;
+    if (event.charCodeAt(0) === 36 /* $ */) {
+      this.control(sender, frame);
+      return null;
+    }
+    if (event.length === 0) {
+      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest, 'A frame without @ needs an event to route by');
+      return null;
+    }
+    if (!isPublishableEvent(event)) {
+      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.BadRequest,
+        `Cannot publish to '${event}': events are tokens separated by single dots, without '*' or '>' tokens`);
+      return null;
+    }
+    const permissions = sender.permissions;
+    if (!permissions.unrestricted && !permissions.canPublish(event)) {
+      BrokerStats.inc(this.stats.dropped, 'forbidden');
+      sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.Forbidden, `User '${permissions.user}' may not publish to '${event}'`);
+      return null;
+    }
+    if (this.options.matchCacheSize > 0) {
+      const bytes = frame.eventBytes();
+      if (bytes.length <= MAX_REMEMBERED_EVENT_BYTES) sender.lastPublished = new PublishedEvent(event, Buffer.from(bytes));
+    }
+    return event;
   }
 
   private pickInGroup(name: string, members: readonly Session[], sender: Session): Session | null {

@@ -48,9 +48,27 @@ export class OutboundQueue {
   }
 
   push(head: Buffer, body: Buffer | undefined, kind: OutboundKind): Delivery {
+    const size = body === undefined ? head.length : head.length + body.length;
+    const verdict = this.admit(size, kind);
+    if (verdict !== Delivery.Queued) return verdict;
+    // Every head starts with len and flag: the flag's last byte is the flag (all flags are < 64).
+    this.accepted(this.connection.write(head, body), head[7], size);
+    return Delivery.Queued;
+  }
+
+  /** As push(), for a whole frame held in `source[start, end)` (forwarded untouched). */
+  pushRange(source: Buffer, start: number, end: number, kind: OutboundKind): Delivery {
+    const size = end - start;
+    const verdict = this.admit(size, kind);
+    if (verdict !== Delivery.Queued) return verdict;
+    this.accepted(this.connection.writeRange(source, start, end), source[start + 7], size);
+    return Delivery.Queued;
+  }
+
+  /** Decides whether a frame of `size` bytes may be queued: Queued, or why not (applying the policy). */
+  private admit(size: number, kind: OutboundKind): Delivery {
     const connection = this.connection;
     if (connection.closed) return Delivery.Closed;
-    const size = body === undefined ? head.length : head.length + body.length;
     if (size > connection.maxOutboundFrame) return Delivery.TooLarge;
     const queued = connection.bufferedBytes;
     if (queued + size > this.settings.limitBytes) {
@@ -61,9 +79,12 @@ export class OutboundQueue {
       this.owner.outboundOnOverflow(queued);
       return Delivery.Closed;
     }
-    const belowHighWater = connection.write(head, body);
-    // Every head starts with len and flag: the flag's last byte is the flag (all flags are < 64).
-    this.stats.framesOutByFlag[head[7] & 63]++;
+    return Delivery.Queued;
+  }
+
+  /** Counts a queued frame; `belowHighWater` is what the transport's write returned. */
+  private accepted(belowHighWater: boolean, flag: number, size: number): void {
+    this.stats.framesOutByFlag[flag & 63]++;
     this.stats.bytesOut += size;
     // The transport's high-water mark is ours (the wiring point passes it); only its word counts, because
     // only it reports the drain that ends the congestion (udp never pushes back, so is never congested).
@@ -71,7 +92,6 @@ export class OutboundQueue {
       this.congested = true;
       this.congestedSince = Date.now();
     }
-    return Delivery.Queued;
   }
 
   /** The transport drained: the queue is below its high-water mark again. */

@@ -135,20 +135,15 @@ export class Router {
   }
 
   private sendMessage(sender: Session, frame: Frame, targets: Session[], meta: RouteMeta): void {
-    let head: Buffer;
-    let body: Buffer | undefined;
     let outSid: string;
     if (this.settings.forwardMessageBytes) {
-      head = frame.raw;
-      body = undefined;
-      // The sid is decoded only when a fragment route needs it: the fast path never touches it.
+      // The frame's own bytes go to every target; the sid is decoded only when a fragment route needs it.
       outSid = '';
+      this.fanOutRange(sender, frame, targets);
     } else {
       outSid = this.freshMessageSid();
-      head = encodeReheaded(frame, Flag.Message, outSid);
-      body = bodyAfterSid(frame);
+      this.fanOut(sender, frame, targets, encodeReheaded(frame, Flag.Message, outSid), bodyAfterSid(frame), OutboundKind.Message);
     }
-    this.fanOut(sender, frame, targets, head, body, OutboundKind.Message);
     if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1) {
       this.keepFragmentRoute(sender, frame, targets.slice(), outSid || frame.sid, null, meta.fragmentTotal);
     }
@@ -201,6 +196,18 @@ export class Router {
     if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, head.length + (body === undefined ? 0 : body.length));
   }
 
+  /** Writes the frame's own bytes to every target (principle 7), as fanOut() does with new buffers. */
+  private fanOutRange(sender: Session, frame: Frame, targets: readonly Session[]): void {
+    const source = frame.source;
+    const start = frame.start;
+    const end = frame.end;
+    let tooLarge: Session | null = null;
+    for (let i = 0; i < targets.length; i++) {
+      if (targets[i].deliverRangeFrom(sender, source, start, end, OutboundKind.Message) === Delivery.TooLarge) tooLarge = targets[i];
+    }
+    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, frame.size);
+  }
+
   private alarmTooLarge(sender: Session, frame: Frame, target: Session, size: number): void {
     sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.TooLarge,
       `Frame of ${size} bytes is larger than '${target.label}' (${target.connection.transport}) can carry (${target.connection.maxOutboundFrame})`);
@@ -221,21 +228,12 @@ export class Router {
       BrokerStats.inc(this.stats.dropped, 'stream_closed');
       return;
     }
-    let head: Buffer;
-    let body: Buffer | undefined;
-    if (route.stream === null && this.settings.forwardMessageBytes) {
-      head = frame.raw;
-      body = undefined;
-    } else {
-      head = encodeReheaded(frame, frame.flag, route.outSid);
-      body = bodyAfterSid(frame);
+    const live = route.targets.filter(isOpen);
+    if (route.stream === null && this.settings.forwardMessageBytes) this.fanOutRange(sender, frame, live);
+    else {
+      const kind = route.stream === null ? OutboundKind.Message : OutboundKind.Stream;
+      this.fanOut(sender, frame, live, encodeReheaded(frame, frame.flag, route.outSid), bodyAfterSid(frame), kind);
     }
-    const kind = route.stream === null ? OutboundKind.Message : OutboundKind.Stream;
-    let tooLarge: Session | null = null;
-    for (const target of route.targets) {
-      if (!target.closed && target.deliverFrom(sender, head, body, kind) === Delivery.TooLarge) tooLarge = target;
-    }
-    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, head.length + (body === undefined ? 0 : body.length));
   }
 
   /** Precondition: route() checked the per-session limit before fragment 1 was forwarded. */
@@ -261,4 +259,8 @@ export class Router {
   private freshMessageSid(): string {
     return `m${(this.messageSids++).toString(36)}`;
   }
+}
+
+function isOpen(session: Session): boolean {
+  return !session.closed;
 }

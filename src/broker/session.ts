@@ -15,6 +15,7 @@ import { ALL_PERMISSIONS, Permissions } from './access.js';
 import { isValidSessionName } from './at-address.js';
 import type { FragmentRoute } from './fragment-route.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
+import type { PublishedEvent } from './published-event.js';
 import type { SessionContext } from './session-context.js';
 import { BrokerStats } from './stats.js';
 import { TokenBucket } from './token-bucket.js';
@@ -47,6 +48,11 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   permissions: Permissions = NO_PERMISSIONS;
   /** The client announced it is closing (Close 1000): no longer a target of new frames. */
   closing = false;
+  /**
+   * The last event this session published that passed every check (EventRouter's sender cache), null until
+   * then or with the cache off. Belongs to the event router.
+   */
+  lastPublished: PublishedEvent | null = null;
 
   /** Streams this session answers, by the broker-made sid (spec §5). */
   readonly legs = new Map<string, Stream>();
@@ -244,15 +250,25 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   deliverFrom(sender: Session | null, head: Buffer, body: Buffer | undefined, kind: OutboundKind): Delivery {
     if (this.state === SessionState.Closed) return Delivery.Closed;
     const result = this.outbound.push(head, body, kind);
-    if (result === Delivery.Queued) {
-      this.ctx.stats.deliveries++;
-      // Created on first congestion: most sessions never need it (memory per idle connection, bench S4).
-      if (this.outbound.congested && sender !== null && sender !== this && !(this.feeders ??= new Set()).has(sender)) {
-        this.feeders.add(sender);
-        sender.pauseFor(this);
-      }
-    }
+    if (result === Delivery.Queued) this.delivered(sender);
     return result;
+  }
+
+  /** As deliverFrom(), for a received frame forwarded as its own bytes `source[start, end)`. */
+  deliverRangeFrom(sender: Session, source: Buffer, start: number, end: number, kind: OutboundKind): Delivery {
+    if (this.state === SessionState.Closed) return Delivery.Closed;
+    const result = this.outbound.pushRange(source, start, end, kind);
+    if (result === Delivery.Queued) this.delivered(sender);
+    return result;
+  }
+
+  private delivered(sender: Session | null): void {
+    this.ctx.stats.deliveries++;
+    // Created on first congestion: most sessions never need it (memory per idle connection, bench S4).
+    if (this.outbound.congested && sender !== null && sender !== this && !(this.feeders ??= new Set()).has(sender)) {
+      this.feeders.add(sender);
+      sender.pauseFor(this);
+    }
   }
 
   /**

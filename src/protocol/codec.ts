@@ -108,11 +108,12 @@ class HeaderScanner {
   }
 
   /**
-   * Fast path for a frame held whole in `buf` (which ends where the frame ends): finds each separator with
-   * the native indexOf. Returns false, with nothing changed, when a field is not cleanly within its limit;
-   * the byte scanner then decides, so both paths give the same result for any input.
+   * Fast path for a frame held whole in `buf[base, base + frameLen)`: finds each separator with the native
+   * indexOf. Returns false, with nothing changed, when a field is not cleanly within its limit; the byte
+   * scanner then decides, so both paths give the same result for any input. Offsets in `ends` are relative
+   * to `base`.
    */
-  scanWhole(buf: Buffer, frameLen: number): boolean {
+  scanWhole(buf: Buffer, base: number, frameLen: number): boolean {
     let pos = FRAME_PREFIX_BYTES;
     const ends = this.ends;
     for (let field = 0; field < 3; field++) {
@@ -120,9 +121,12 @@ class HeaderScanner {
       const bound = Math.min(frameLen, pos + this.limitOf(field) + 2);
       let j = pos;
       for (;;) {
-        j = buf.indexOf(0x0a, j);
-        if (j === -1 || j >= bound) return false;
-        if (j > pos && buf[j - 1] === 0) break;
+        // Bytes past the frame's end may be the next frame's: any hit at or past `bound` is refused.
+        const hit = buf.indexOf(0x0a, base + j);
+        if (hit === -1) return false;
+        j = hit - base;
+        if (j >= bound) return false;
+        if (j > pos && buf[hit - 1] === 0) break;
         j++;
       }
       ends[field] = j - 1;
@@ -159,13 +163,13 @@ function checkFlag(flag: number, len: number): FrameError | null {
   return null;
 }
 
-/** Builds the Frame for a complete, scanned frame held in `buf[0, len)`. */
-function buildFrame(buf: Buffer, flag: number, ends: readonly number[]): Frame {
-  return new Frame(flag, buf, ends[0], ends[1], ends[2]);
+/** Builds the Frame for a complete, scanned frame held in `buf[start, start + len)`. */
+function buildFrame(buf: Buffer, start: number, len: number, flag: number, ends: readonly number[]): Frame {
+  return new Frame(flag, buf, start, len, ends[0], ends[1], ends[2]);
 }
 
-function bareFrame(buf: Buffer, flag: number): Frame {
-  return new Frame(flag, buf, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES);
+function bareFrame(buf: Buffer, start: number, flag: number): Frame {
+  return new Frame(flag, buf, start, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES);
 }
 
 /** Decodes what a refused frame's header held (for the Alarm that answers it); `buf` starts at the frame. */
@@ -255,26 +259,27 @@ export class FrameDecoder {
       const flagError = checkFlag(flag, len);
       if (flagError !== null) return this.fatal(flagError, sink);
       if (total - off < len) break;
-      const frameBuf = buf.subarray(off, off + len);
+      // No view per frame: the Frame refers to `buf` by offset (principle 7).
+      const start = off;
       off += len;
       if (len === FRAME_PREFIX_BYTES) {
-        sink.onFrame(bareFrame(frameBuf, flag));
+        sink.onFrame(bareFrame(buf, start, flag));
         continue;
       }
       scanner.reset();
-      const status = scanner.scanWhole(frameBuf, len) ? SCAN_DONE : scanner.scan(frameBuf, FRAME_PREFIX_BYTES, len, len);
+      const status = scanner.scanWhole(buf, start, len) ? SCAN_DONE : scanner.scan(buf, start + FRAME_PREFIX_BYTES, start + len, len);
       if (status !== SCAN_DONE) {
-        const error = withHeader(scanner.error!, frameBuf, flag, scanner);
+        const error = withHeader(scanner.error!, buf.subarray(start, start + len), flag, scanner);
         if (error.fatal) return this.fatal(error, sink);
         sink.onFrameError(error);
         continue;
       }
       const dataError = this.checkData(len, scanner);
       if (dataError !== null) {
-        sink.onFrameError(withHeader(dataError, frameBuf, flag, scanner));
+        sink.onFrameError(withHeader(dataError, buf.subarray(start, start + len), flag, scanner));
         continue;
       }
-      sink.onFrame(buildFrame(frameBuf, flag, scanner.ends));
+      sink.onFrame(buildFrame(buf, start, len, flag, scanner.ends));
       if (this.failed) return; // the sink may have stopped us
     }
     if (off < total && !this.failed) {
@@ -350,7 +355,7 @@ export class FrameDecoder {
     const flag = this.flag;
     this.frameLen = -1;
     this.flag = -1;
-    sink.onFrame(len === FRAME_PREFIX_BYTES ? bareFrame(frameBuf, flag) : buildFrame(frameBuf, flag, scanner.ends));
+    sink.onFrame(len === FRAME_PREFIX_BYTES ? bareFrame(frameBuf, 0, flag) : buildFrame(frameBuf, 0, len, flag, scanner.ends));
     return !this.failed;
   }
 
@@ -480,10 +485,10 @@ export class MessageDecoder {
     const flag = buf.readInt32BE(4);
     const flagError = checkFlag(flag, len);
     if (flagError !== null) return flagError;
-    if (len === FRAME_PREFIX_BYTES) return bareFrame(buf, flag);
+    if (len === FRAME_PREFIX_BYTES) return bareFrame(buf, 0, flag);
     const scanner = this.scanner;
     scanner.reset();
-    const status = scanner.scanWhole(buf, len) ? SCAN_DONE : scanner.scan(buf, FRAME_PREFIX_BYTES, len, len);
+    const status = scanner.scanWhole(buf, 0, len) ? SCAN_DONE : scanner.scan(buf, FRAME_PREFIX_BYTES, len, len);
     if (status !== SCAN_DONE) return withHeader(scanner.error!, buf, flag, scanner);
     if (len > limits.maxFrame) {
       const error = new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, false);
@@ -494,7 +499,7 @@ export class MessageDecoder {
       const error = new FrameError('data_too_large', `data of ${dataLen} bytes exceeds the limit of ${limits.maxData}`, false);
       return withHeader(error, buf, flag, scanner);
     }
-    return buildFrame(buf, flag, scanner.ends);
+    return buildFrame(buf, 0, len, flag, scanner.ends);
   }
 }
 
@@ -583,15 +588,14 @@ export function encodeBare(flag: number): Buffer {
 /**
  * Re-heads a decoded frame with another flag and sid, keeping its event, meta and data bytes untouched
  * (spec §5: forwarded streams get a fresh sid per hop). Returns the new head; the caller writes
- * `[head, frame.raw.subarray(frame.eventOffset)]`.
- * Precondition: `frame.raw` is set and the frame has a message (not an 8-byte frame).
+ * `[head, bodyAfterSid(frame)]`.
+ * Precondition: the frame has a message (not an 8-byte frame).
  */
 export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer {
-  const raw = frame.raw;
   const sidLen = Buffer.byteLength(sid);
   const headLen = FRAME_PREFIX_BYTES + sidLen + 2;
   const head = Buffer.allocUnsafe(headLen);
-  head.writeInt32BE(headLen + raw.length - frame.eventOffset, 0);
+  head.writeInt32BE(headLen + frame.size - frame.eventOffset, 0);
   head.writeInt32BE(flag, 4);
   if (sidLen > 0) head.write(sid, FRAME_PREFIX_BYTES, sidLen, 'utf8');
   head[headLen - 2] = 0;
@@ -601,5 +605,5 @@ export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer 
 
 /** The body that follows {@link encodeReheaded}'s head. */
 export function bodyAfterSid(frame: Frame): Buffer {
-  return frame.raw.subarray(frame.eventOffset);
+  return frame.source.subarray(frame.start + frame.eventOffset, frame.end);
 }

@@ -6,9 +6,14 @@ export const EMPTY_BUFFER: Buffer = Buffer.alloc(0);
 /**
  * One decoded frame (spec §1): a view of the received bytes plus the offsets of its three separators.
  * sid, event, meta and data are decoded on first use and cached, so a frame that is forwarded unchanged
- * (spec §5, principle 7) costs no string decoding and no copy: it is written out as `raw`.
+ * (spec §5, principle 7) costs no string decoding and no copy.
+ *
+ * The frame lies in `source[start, start + size)`: `source` is the chunk it was read in, so decoding a chunk
+ * of many frames makes no Buffer view per frame, and a run of frames forwarded to one target can be written
+ * as one range of that chunk (Connection.writeRange). `raw` makes the view when something asks for it.
  */
 export class Frame {
+  private cachedRaw: Buffer | undefined = undefined;
   private cachedSid: string | undefined = undefined;
   private cachedEvent: string | undefined = undefined;
   private cachedMeta: string | undefined = undefined;
@@ -16,22 +21,41 @@ export class Frame {
   private metaMap: Map<string, string> | undefined = undefined;
 
   /**
-   * @param raw the frame's whole bytes, length prefix included
+   * Offsets other than `start` are relative to the frame's first byte.
+   * @param source the bytes holding the frame (not modified afterwards: adapters never reuse a buffer)
+   * @param start offset of the frame's length prefix in `source`
+   * @param size the frame's whole length, prefix included
    * @param sidEnd offset of the separator after the sid (for an 8-byte frame: 8, and so are the others)
    * @param eventEnd offset of the separator after the event
    * @param metaEnd offset of the separator after the meta
    */
   constructor(
     readonly flag: number,
-    readonly raw: Buffer,
+    readonly source: Buffer,
+    readonly start: number,
+    readonly size: number,
     private readonly sidEnd: number,
     private readonly eventEnd: number,
     private readonly metaEnd: number,
   ) {}
 
+  /** The frame's whole bytes, length prefix included (a view of `source`). */
+  get raw(): Buffer {
+    if (this.cachedRaw === undefined) {
+      const source = this.source;
+      this.cachedRaw = this.start === 0 && this.size === source.length ? source : source.subarray(this.start, this.start + this.size);
+    }
+    return this.cachedRaw;
+  }
+
+  /** Offset in `source` just past the frame. */
+  get end(): number {
+    return this.start + this.size;
+  }
+
   /** True for the 8-byte frames that carry no message (Ping, Pong). */
   get bare(): boolean {
-    return this.raw.length === FRAME_PREFIX_BYTES;
+    return this.size === FRAME_PREFIX_BYTES;
   }
 
   get sid(): string {
@@ -44,16 +68,37 @@ export class Frame {
     return this.cachedEvent;
   }
 
+  /**
+   * Takes `event` as this frame's event, without decoding, when the event's bytes equal `bytes` (its UTF-8
+   * form): a sender's last event is usually its next one. Returns false, changing nothing, otherwise.
+   * Precondition: `bytes` is the UTF-8 encoding of `event`.
+   */
+  adoptEvent(event: string, bytes: Buffer): boolean {
+    if (this.cachedEvent !== undefined) return this.cachedEvent === event;
+    const from = this.start + this.sidEnd + 2;
+    const length = bytes.length;
+    if (this.start + this.eventEnd - from !== length) return false;
+    const source = this.source;
+    for (let i = 0; i < length; i++) if (source[from + i] !== bytes[i]) return false;
+    this.cachedEvent = event;
+    return true;
+  }
+
+  /** The event's bytes (a view of `source`). */
+  eventBytes(): Buffer {
+    return this.source.subarray(this.start + this.sidEnd + 2, this.start + this.eventEnd);
+  }
+
   /** The meta string exactly as received (spec §1: forwarded verbatim). */
   get metaString(): string {
     if (this.cachedMeta === undefined) this.cachedMeta = this.text(this.eventEnd + 2, this.metaEnd);
     return this.cachedMeta;
   }
 
-  /** The data section, a view of `raw`. */
+  /** The data section, a view of `source`. */
   get data(): Buffer {
     if (this.cachedData === undefined) {
-      this.cachedData = this.bare ? EMPTY_BUFFER : this.raw.subarray(this.metaEnd + 2);
+      this.cachedData = this.bare ? EMPTY_BUFFER : this.source.subarray(this.start + this.metaEnd + 2, this.start + this.size);
     }
     return this.cachedData;
   }
@@ -61,11 +106,6 @@ export class Frame {
   /** Offset in `raw` where the event starts, just past the sid and its separator. */
   get eventOffset(): number {
     return this.bare ? FRAME_PREFIX_BYTES : this.sidEnd + 2;
-  }
-
-  /** Whole-frame size on the wire. */
-  get size(): number {
-    return this.raw.length;
   }
 
   /** One meta value; the last occurrence of a repeated key wins. */
@@ -80,8 +120,9 @@ export class Frame {
     return this.metaMap;
   }
 
+  /** Decodes frame offsets [from, to) as UTF-8. */
   private text(from: number, to: number): string {
-    return to > from ? this.raw.toString('utf8', from, to) : '';
+    return to > from ? this.source.toString('utf8', this.start + from, this.start + to) : '';
   }
 }
 

@@ -60,6 +60,14 @@ export interface Connection {
    */
   write(head: Buffer, body?: Buffer): boolean;
 
+  /**
+   * Queues one whole frame held in `source[start, end)`: a received frame forwarded untouched (principle 7).
+   * Same contract as write(). A stream transport merges it with the previous range when that one is of the
+   * same `source` and ends at `start`, so a run of frames read in one chunk and forwarded to one target
+   * goes out as one slice of that chunk, without a copy (tcp).
+   */
+  writeRange(source: Buffer, start: number, end: number): boolean;
+
   /** Stops reading from the peer (backpressure, spec §7); resume() undoes it. Idempotent. */
   pause(): void;
   resume(): void;

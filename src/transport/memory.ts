@@ -56,6 +56,11 @@ class MemoryConnection implements Connection {
     else this.peer.scheduleFlush();
   }
 
+  /** Ranges are written as views (the pair is for tests; no merging needed). */
+  writeRange(source: Buffer, start: number, end: number): boolean {
+    return this.write(source.subarray(start, end));
+  }
+
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ending) return true;
     if (this.framing === 'message') {

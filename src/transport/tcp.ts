@@ -17,16 +17,16 @@ import type {
 } from './connection.js';
 import { listenServer, stopListening } from './listen.js';
 
-/** Default high-water mark of a connection's outbound buffer (pending + socket-buffered bytes). */
 /** The connection a socket belongs to, for the shared listeners. */
 const kConnection = Symbol('socketd.tcpConnection');
 type TaggedSocket = (net.Socket | tls.TLSSocket) & { [kConnection]?: TcpConnection };
 
+/** Default high-water mark of a connection's outbound buffer (pending + socket-buffered bytes). */
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
-/** Up to this many pending bytes are copied into one buffer and written with one call; above, cork + writes. */
-/** Chunks at least this large are written without copying. */
+/** Pending ranges at least this large are written as they are, without copying. */
 const LARGE_CHUNK = 16 * 1024;
+/** Up to this many pending bytes are copied into one buffer and written with one call; above, cork + writes. */
 const COALESCE_LIMIT = 64 * 1024;
 
 /** How long end() waits for the peer to close before destroying (a peer may leave a half-open socket). */
@@ -66,7 +66,13 @@ export class TcpConnection implements Connection {
   /** Completion callback for writes made while congested; created on first congestion. */
   private writeDone: (() => void) | null = null;
   private handler: ConnectionHandler | null = null;
-  private pending: Buffer[] = [];
+  /**
+   * What write()/writeRange() queued this tick, as ranges: pendingSources[i][pendingStarts[i], pendingEnds[i]).
+   * Adjacent ranges of one source are merged on the way in, so a run of forwarded frames is one entry.
+   */
+  private pendingSources: Buffer[] = [];
+  private pendingStarts: number[] = [];
+  private pendingEnds: number[] = [];
   private pendingBytes = 0;
   private flushScheduled = false;
   private needDrain = false;
@@ -124,12 +130,35 @@ export class TcpConnection implements Connection {
   /** Returns true when closed or ending: nothing is queued then and no drain follows. */
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ending) return true;
-    this.pending.push(head);
+    this.pendingSources.push(head);
+    this.pendingStarts.push(0);
+    this.pendingEnds.push(head.length);
     this.pendingBytes += head.length;
     if (body !== undefined && body.length > 0) {
-      this.pending.push(body);
+      this.pendingSources.push(body);
+      this.pendingStarts.push(0);
+      this.pendingEnds.push(body.length);
       this.pendingBytes += body.length;
     }
+    return this.queued();
+  }
+
+  writeRange(source: Buffer, start: number, end: number): boolean {
+    if (this.isClosed || this.ending) return true;
+    const last = this.pendingSources.length - 1;
+    if (last >= 0 && this.pendingSources[last] === source && this.pendingEnds[last] === start) {
+      this.pendingEnds[last] = end;
+    } else {
+      this.pendingSources.push(source);
+      this.pendingStarts.push(start);
+      this.pendingEnds.push(end);
+    }
+    this.pendingBytes += end - start;
+    return this.queued();
+  }
+
+  /** Schedules the flush and answers write(): false above the high-water mark. */
+  private queued(): boolean {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(TcpConnection.flushLater, this);
@@ -165,48 +194,55 @@ export class TcpConnection implements Connection {
   destroy(reason: string): void {
     if (this.isClosed) return;
     if (this.localReason === null) this.localReason = reason;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.dropPending();
     this.socket.destroy();
+  }
+
+  private dropPending(): void {
+    this.pendingSources = [];
+    this.pendingStarts = [];
+    this.pendingEnds = [];
+    this.pendingBytes = 0;
   }
 
   private flush(): void {
     this.flushScheduled = false;
-    const chunks = this.pending;
-    const count = chunks.length;
+    const sources = this.pendingSources;
+    const count = sources.length;
     if (count === 0 || this.socket.destroyed) return;
+    const starts = this.pendingStarts;
+    const ends = this.pendingEnds;
     const bytes = this.pendingBytes;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.dropPending();
     // While congested, each write reports its completion so the drain is noticed at the low-water mark.
     const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
     if (count === 1) {
-      this.socket.write(chunks[0]!, done);
+      this.socket.write(view(sources[0]!, starts[0]!, ends[0]!), done);
     } else if (bytes <= COALESCE_LIMIT) {
       // One copy is cheaper than one syscall (or one writev entry) per small frame.
-      this.socket.write(Buffer.concat(chunks, bytes), done);
+      this.socket.write(gather(sources, starts, ends, 0, count, bytes), done);
     } else {
-      // Many frames: small ones are copied together in groups of up to COALESCE_LIMIT bytes, large ones are
+      // Many frames: small ranges are copied together in groups of up to COALESCE_LIMIT bytes, large ones are
       // written as they are; cork makes the few resulting buffers one writev.
       this.socket.cork();
       let groupStart = 0;
       let groupBytes = 0;
       for (let i = 0; i < count; i++) {
-        const chunk = chunks[i]!;
-        if (chunk.length >= LARGE_CHUNK) {
-          this.writeGroup(chunks, groupStart, i, groupBytes, done);
-          this.socket.write(chunk, done);
+        const length = ends[i]! - starts[i]!;
+        if (length >= LARGE_CHUNK) {
+          this.writeGroup(sources, starts, ends, groupStart, i, groupBytes, done);
+          this.socket.write(view(sources[i]!, starts[i]!, ends[i]!), done);
           groupStart = i + 1;
           groupBytes = 0;
-        } else if (groupBytes + chunk.length > COALESCE_LIMIT) {
-          this.writeGroup(chunks, groupStart, i, groupBytes, done);
+        } else if (groupBytes + length > COALESCE_LIMIT) {
+          this.writeGroup(sources, starts, ends, groupStart, i, groupBytes, done);
           groupStart = i;
-          groupBytes = chunk.length;
+          groupBytes = length;
         } else {
-          groupBytes += chunk.length;
+          groupBytes += length;
         }
       }
-      this.writeGroup(chunks, groupStart, count, groupBytes, done);
+      this.writeGroup(sources, starts, ends, groupStart, count, groupBytes, done);
       this.socket.uncork();
     }
     // The socket may have taken everything synchronously without ever needing its own 'drain' (our mark can
@@ -214,10 +250,10 @@ export class TcpConnection implements Connection {
     if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
   }
 
-  /** Writes chunks[from, to) as one buffer (a copy unless it is a single chunk). */
-  private writeGroup(chunks: Buffer[], from: number, to: number, bytes: number, done: (() => void) | undefined): void {
-    if (to - from === 1) this.socket.write(chunks[from]!, done);
-    else if (to > from) this.socket.write(Buffer.concat(chunks.slice(from, to), bytes), done);
+  /** Writes ranges [from, to) as one buffer (a copy unless it is a single range). */
+  private writeGroup(sources: Buffer[], starts: number[], ends: number[], from: number, to: number, bytes: number, done: (() => void) | undefined): void {
+    if (to - from === 1) this.socket.write(view(sources[from]!, starts[from]!, ends[from]!), done);
+    else if (to > from) this.socket.write(gather(sources, starts, ends, from, to, bytes), done);
   }
 
   private checkDrain(): void {
@@ -286,14 +322,26 @@ export class TcpConnection implements Connection {
     this.isClosed = true;
     this.closeCode = code;
     this.closeDetail = detail;
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.dropPending();
     if (this.handler !== null) this.emitClose();
   }
 
   private emitClose(): void {
     this.handler?.connectionOnClose(this.closeCode, this.closeDetail);
   }
+}
+
+/** `source[start, end)` without a copy (the buffer itself when it is the whole of it). */
+function view(source: Buffer, start: number, end: number): Buffer {
+  return start === 0 && end === source.length ? source : source.subarray(start, end);
+}
+
+/** Copies ranges [from, to) into one new buffer of `bytes` bytes. */
+function gather(sources: Buffer[], starts: number[], ends: number[], from: number, to: number, bytes: number): Buffer {
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (let i = from; i < to; i++) at += sources[i]!.copy(out, at, starts[i]!, ends[i]!);
+  return out;
 }
 
 /** Server-side TLS settings for `sd:tcps` / `sd:wss`: key and cert are required, the rest is Node's. */

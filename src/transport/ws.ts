@@ -121,6 +121,11 @@ export class WsConnection implements Connection {
   }
 
   /** Returns true when closed or closing: nothing is queued then and no drain follows. */
+  /** A message transport sends each frame as its own message: the range is just a view. */
+  writeRange(source: Buffer, start: number, end: number): boolean {
+    return this.write(source.subarray(start, end));
+  }
+
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
     if (!this.corked) {

@@ -106,6 +106,62 @@ describe('access (spec §8)', () => {
   });
 });
 
+describe("publish checks with the sender's last-event cache (fastPaths.matchCacheSize) on and off", () => {
+  const access = {
+    anonymous: false,
+    users: [
+      { name: 'admin', token: 'admin-secret' },
+      { name: 'orders', token: 'orders-secret', permissions: { publish: { allow: ['orders.>'], deny: ['orders.internal.>'] } } },
+    ],
+  };
+  const cases: [string, object][] = [['cache on (default)', {}], ['cache off', { fastPaths: { matchCacheSize: 0 } }]];
+  for (const [label, fastPaths] of cases) {
+    test(`${label}: every frame gets the answer its own event deserves, however events repeat or alternate`, async () => {
+      const server = await startTestBroker({ access, ...fastPaths });
+      const p = ports(server);
+      const admin = await RawClient.connect('tcp', p.tcp, { query: 'token=admin-secret' });
+      const orders = await RawClient.connect('tcp', p.tcp, { query: 'token=orders-secret' });
+      try {
+        const subAdmin = admin.send({ flag: Flag.Request, event: '$sub', meta: 'event=orders.>' });
+        assert.equal((await admin.nextFor(subAdmin)).flag, Flag.ReplyEnd);
+        // [event, expected: delivered or the Alarm code]; 'orders.x.y.z' and 'billing.x.yz' have the same length.
+        const script: [string, string][] = [
+          ['orders.x.y.z', 'delivered'],
+          ['orders.x.y.z', 'delivered'],
+          ['billing.x.yz', '4003'],
+          ['orders.x.y.z', 'delivered'],
+          ['orders.internal.audit', '4003'],
+          ['orders.internal.audit', '4003'],
+          ['orders.*', '4000'],
+          ['orders.x.y.z', 'delivered'],
+          ['orders.internal', 'delivered'],
+          ['orders.internal.x', '4003'],
+          ['orders.internal', 'delivered'],
+        ];
+        const sids = script.map(([event], i) => orders.send({ flag: Flag.Message, event, data: String(i) }));
+        const delivered = script.filter(([, expect]) => expect === 'delivered').length;
+        await eventually(() => admin.frames.filter((f) => f.flag === Flag.Message).length === delivered, 5000, 'the deliveries');
+        const got = admin.frames.filter((f) => f.flag === Flag.Message).map((f) => `${f.event}#${f.data.toString()}`);
+        assert.deepEqual(got, script.flatMap(([event, expect], i) => (expect === 'delivered' ? [`${event}#${i}`] : [])));
+        for (let i = 0; i < script.length; i++) {
+          const [event, expect] = script[i]!;
+          if (expect === 'delivered') continue;
+          const alarm = await orders.nextFor(sids[i]!);
+          assert.equal(alarm.meta('code'), expect, `frame ${i} (${event})`);
+          assert.equal(alarm.event, event);
+        }
+        // A control event after a remembered one is still a control event.
+        const sub = orders.send({ flag: Flag.Request, event: '$sub', meta: 'event=orders.x.>' });
+        assert.equal((await orders.nextFor(sub)).flag, Flag.ReplyEnd);
+      } finally {
+        admin.close();
+        orders.close();
+        await server.close();
+      }
+    });
+  }
+});
+
 describe('limits (spec §8)', () => {
   test('connections in all: the one over the limit gets Close 2001 too_many_connections', async () => {
     const server = await startTestBroker({ limits: { maxConnections: 2 } });

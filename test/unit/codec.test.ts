@@ -581,6 +581,45 @@ describe('zero copy and encoders', () => {
     assert.ok(fromMessage.data.buffer === fromMessage.raw.buffer);
   });
 
+  test('frames decoded from one chunk refer to it by offset: source, start, size and end', () => {
+    const parts = [msg('a', 'e1', 'k=1', 'one'), encodeBare(Flag.Ping), msg('bb', 'évé', '', 'two')];
+    const chunk = Buffer.concat(parts);
+    const { sink } = decodeStream([chunk], DEFAULT_FRAME_LIMITS);
+    let offset = 0;
+    sink.frames.forEach((frame, i) => {
+      assert.ok(frame.source === chunk, 'no view is made per frame');
+      assert.equal(frame.start, offset);
+      assert.equal(frame.size, parts[i]!.length);
+      assert.equal(frame.end, offset + parts[i]!.length);
+      assert.ok(chunk.subarray(frame.start, frame.end).equals(parts[i]!));
+      offset = frame.end;
+    });
+    assert.equal(sink.frames[2]!.eventBytes().toString(), 'évé');
+    // A frame that is a whole buffer is its own raw.
+    const whole = msg('s', 'e', '', 'x');
+    assert.ok(messageFrame(whole).raw === whole);
+  });
+
+  test('adoptEvent takes a known event without decoding only when the bytes are equal', () => {
+    const chunk = Buffer.concat([msg('a', 'orders.eu', '', '1'), msg('b', 'orders.us', '', '2'), msg('c', 'orders.eu.x', '', '3'), msg('d', 'orders.eu', '', '4')]);
+    const frames = decodeStream([chunk], DEFAULT_FRAME_LIMITS).sink.frames;
+    const known = 'orders.eu';
+    const bytes = Buffer.from(known);
+    assert.equal(frames[0]!.adoptEvent(known, bytes), true);
+    assert.ok(frames[0]!.event === known, 'the adopted string itself');
+    assert.equal(frames[1]!.adoptEvent(known, bytes), false, 'same length, other bytes');
+    assert.equal(frames[1]!.event, 'orders.us', 'a refused adoption changes nothing');
+    assert.equal(frames[2]!.adoptEvent(known, bytes), false, 'a longer event with the same prefix');
+    assert.equal(frames[2]!.event, 'orders.eu.x');
+    // Once decoded, the event is compared as a string.
+    assert.equal(frames[3]!.event, 'orders.eu');
+    assert.equal(frames[3]!.adoptEvent(known, bytes), true);
+    assert.equal(frames[3]!.adoptEvent('other', Buffer.from('other')), false);
+    // Multi-byte events compare by their UTF-8 bytes.
+    const accented = messageFrame(msg('s', 'café.menu', '', ''));
+    assert.equal(accented.adoptEvent('café.menu', Buffer.from('café.menu')), true);
+  });
+
   test('frames after a frame that completes a partial one are still decoded correctly', () => {
     const a = msg('a', 'e', '', 'A'.repeat(20));
     const b = msg('b', 'e', '', 'B');

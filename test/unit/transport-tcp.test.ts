@@ -113,6 +113,56 @@ test('tcp: frames written in one tick are coalesced into one socket write, in or
   await server.listener.close();
 });
 
+test('tcp: adjacent ranges of one chunk are merged and written without a copy; other writes keep their order', async () => {
+  const server = await startListener();
+  const raw = await dial(server.port);
+  const client = new TcpConnection(raw, { transport: 'tcp' });
+  const written: Buffer[] = [];
+  const originalWrite = raw.write.bind(raw) as (chunk: Buffer) => boolean;
+  (raw as unknown as { write: (chunk: Buffer) => boolean }).write = (chunk: Buffer) => {
+    written.push(chunk);
+    return originalWrite(chunk);
+  };
+  client.start(new RecordingHandler());
+  const { handler } = await server.next();
+
+  // A "received chunk" of 200 frames of 100 B (20,000 B), forwarded frame by frame, as the router does.
+  const frames: Buffer[] = [];
+  for (let i = 0; i < 200; i++) frames.push(frame(40, Buffer.alloc(100 - 8 - 6, 65 + (i % 26))));
+  const chunk = Buffer.concat(frames);
+  let at = 0;
+  for (const f of frames) {
+    assert.equal(client.writeRange(chunk, at, at + f.length), true);
+    at += f.length;
+  }
+  assert.equal(client.bufferedBytes, chunk.length);
+  await waitFor(() => handler.bytes.length === chunk.length, 'the forwarded run');
+  assert.equal(written.length, 1, 'one write for the whole run');
+  assert.equal(written[0]!.buffer, chunk.buffer, 'the write is a view of the chunk, not a copy');
+  assert.deepEqual(handler.bytes, chunk);
+
+  // Ranges that are not adjacent, or of another source, are separate entries; writes in between keep
+  // their place. Small entries are gathered into one copy.
+  written.length = 0;
+  const other = Buffer.concat([frame(40, 'x'), frame(40, 'y')]);
+  const own = frame(40, 'made by the broker');
+  const first = frames[0]!.length;
+  client.writeRange(chunk, 0, first); // frame 0
+  client.writeRange(chunk, 2 * first, 3 * first); // frame 2: not adjacent to frame 0
+  client.write(own);
+  client.writeRange(chunk, 3 * first, 4 * first); // frame 3: adjacent to frame 2, but a write came between
+  client.writeRange(other, 0, other.length);
+  const expected = Buffer.concat([frames[0]!, frames[2]!, own, frames[3]!, other]);
+  const before = handler.bytes.length;
+  await waitFor(() => handler.bytes.length === before + expected.length, 'the mixed writes');
+  assert.deepEqual(handler.bytes.subarray(before), expected);
+  assert.equal(written.length, 1, 'small entries go out in one gathered write');
+
+  client.destroy('test done');
+  await handler.closed;
+  await server.listener.close();
+});
+
 test('tcp: write returns false above the high-water mark and drain follows once the peer reads', async () => {
   const highWaterMark = 64 * 1024;
   const server = await startListener({ highWaterMark });
