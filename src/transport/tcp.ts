@@ -140,7 +140,7 @@ export class TcpConnection implements Connection {
       this.pendingEnds.push(body.length);
       this.pendingBytes += body.length;
     }
-    return this.queued();
+    return this.queued(body === undefined ? head.length : head.length + body.length);
   }
 
   writeRange(source: Buffer, start: number, end: number): boolean {
@@ -154,16 +154,23 @@ export class TcpConnection implements Connection {
       this.pendingEnds.push(end);
     }
     this.pendingBytes += end - start;
-    return this.queued();
+    return this.queued(end - start);
   }
 
-  /** Schedules the flush and answers write(): false above the high-water mark. */
-  private queued(): boolean {
+  /**
+   * Schedules the flush and answers write() for a frame of `size` bytes just queued: false above the
+   * high-water mark, unless the frame is all there is. A frame into an empty queue is taken without pushing
+   * back however large it is (the socket takes it at the end of the tick): else every frame above the mark
+   * (1 MiB payloads, bench S5) would start a congestion episode of its own. The queue stays bounded by the
+   * outbound limit, checked before writing.
+   */
+  private queued(size: number): boolean {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(TcpConnection.flushLater, this);
     }
-    if (this.bufferedBytes > this.highWaterMark) {
+    const buffered = this.bufferedBytes;
+    if (buffered > this.highWaterMark && buffered > size) {
       this.needDrain = true;
       return false;
     }
