@@ -47,11 +47,20 @@ export class TimerWheel {
     }
   }
 
+  /**
+   * Unschedules `entry`. The interval is not stopped here even when this was the last entry: the next tick
+   * stops it. A request answered before the next one arrives (bench S3 sequential) would otherwise clear and
+   * re-create the interval once per request.
+   */
   cancel(entry: Expirable): void {
     if (entry.wheelSlot === -1) return;
     if (this.slots[entry.wheelSlot].delete(entry)) this.count--;
     entry.wheelSlot = -1;
-    if (this.count === 0) this.stopTimer();
+  }
+
+  /** True while the interval runs (it stops at the first tick that finds the wheel empty). */
+  get ticking(): boolean {
+    return this.timer !== null;
   }
 
   /** Fires every due entry; called by the interval, public for tests that drive time. */
