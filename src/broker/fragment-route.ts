@@ -10,6 +10,8 @@ import type { Expirable } from './timer-wheel.js';
 export class FragmentRoute implements Expirable {
   deadline = 0;
   wheelSlot = -1;
+  wheelPrev: Expirable | null = null;
+  wheelNext: Expirable | null = null;
 
   constructor(
     readonly owner: Session,

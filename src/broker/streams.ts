@@ -26,6 +26,8 @@ import type { BrokerStats } from './stats.js';
 export class Stream implements Expirable {
   deadline = 0;
   wheelSlot = -1;
+  wheelPrev: Expirable | null = null;
+  wheelNext: Expirable | null = null;
   closed = false;
   /** Responders whose leg is still open. */
   readonly responders: Session[];

@@ -8,11 +8,18 @@ export interface Expirable {
   deadline: number;
   /** Slot index while scheduled, -1 otherwise (owned by the wheel). */
   wheelSlot: number;
+  /** Neighbours in the slot's list while scheduled (owned by the wheel). */
+  wheelPrev: Expirable | null;
+  wheelNext: Expirable | null;
   onExpire(now: number): void;
 }
 
+/**
+ * Each slot is an intrusive doubly linked list through the entries' wheelPrev/wheelNext: adding and removing
+ * allocate nothing and hash nothing (a Set per slot did both, once per request, bench S3).
+ */
 export class TimerWheel {
-  private readonly slots: Set<Expirable>[];
+  private readonly heads: (Expirable | null)[];
   private cursor: number;
   private count = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -23,7 +30,7 @@ export class TimerWheel {
     private readonly now: () => number = Date.now,
     slotCount = 1024,
   ) {
-    this.slots = Array.from({ length: slotCount }, () => new Set<Expirable>());
+    this.heads = new Array<Expirable | null>(slotCount).fill(null);
     this.cursor = Math.floor(this.now() / resolutionMs);
   }
 
@@ -37,8 +44,12 @@ export class TimerWheel {
     entry.deadline = this.now() + delayMs;
     // Never into a slot the cursor has passed: at the earliest, the next tick's.
     const tickIndex = Math.max(Math.ceil(entry.deadline / this.resolutionMs), this.cursor + 1);
-    const slot = tickIndex % this.slots.length;
-    this.slots[slot].add(entry);
+    const slot = tickIndex % this.heads.length;
+    const head = this.heads[slot]!;
+    entry.wheelPrev = null;
+    entry.wheelNext = head;
+    if (head !== null) head.wheelPrev = entry;
+    this.heads[slot] = entry;
     entry.wheelSlot = slot;
     this.count++;
     if (this.timer === null) {
@@ -54,8 +65,8 @@ export class TimerWheel {
    */
   cancel(entry: Expirable): void {
     if (entry.wheelSlot === -1) return;
-    if (this.slots[entry.wheelSlot].delete(entry)) this.count--;
-    entry.wheelSlot = -1;
+    this.unlink(entry);
+    this.count--;
   }
 
   /** True while the interval runs (it stops at the first tick that finds the wheel empty). */
@@ -67,18 +78,24 @@ export class TimerWheel {
   tick(): void {
     const now = this.now();
     const target = Math.floor(now / this.resolutionMs);
+    const slots = this.heads.length;
     // Bound the catch-up to one lap: every slot gets visited once.
-    if (target - this.cursor > this.slots.length) this.cursor = target - this.slots.length;
+    if (target - this.cursor > slots) this.cursor = target - slots;
     while (this.cursor < target) {
       this.cursor++;
-      const slot = this.slots[this.cursor % this.slots.length];
-      if (slot.size === 0) continue;
-      for (const entry of slot) {
-        if (entry.deadline > now) continue; // a later lap
-        slot.delete(entry);
-        entry.wheelSlot = -1;
-        this.count--;
-        entry.onExpire(now);
+      const slot = this.cursor % slots;
+      let entry = this.heads[slot]!;
+      while (entry !== null) {
+        let next: Expirable | null = entry.wheelNext;
+        if (entry.deadline <= now) {
+          this.unlink(entry);
+          this.count--;
+          entry.onExpire(now);
+          // onExpire may have cancelled other entries, `next` among them: then start the slot over (the
+          // entries left in it before `next` are not due, so they are only looked at again).
+          if (next !== null && next.wheelSlot !== slot) next = this.heads[slot]!;
+        }
+        entry = next!;
       }
     }
     if (this.count === 0) this.stopTimer();
@@ -86,12 +103,30 @@ export class TimerWheel {
 
   /** Drops every entry without firing it. */
   clear(): void {
-    for (const slot of this.slots) {
-      for (const entry of slot) entry.wheelSlot = -1;
-      slot.clear();
+    for (let i = 0; i < this.heads.length; i++) {
+      let entry = this.heads[i]!;
+      while (entry !== null) {
+        const next: Expirable | null = entry.wheelNext;
+        entry.wheelSlot = -1;
+        entry.wheelPrev = null;
+        entry.wheelNext = null;
+        entry = next!;
+      }
+      this.heads[i] = null;
     }
     this.count = 0;
     this.stopTimer();
+  }
+
+  private unlink(entry: Expirable): void {
+    const prev = entry.wheelPrev;
+    const next = entry.wheelNext;
+    if (prev !== null) prev.wheelNext = next;
+    else this.heads[entry.wheelSlot] = next;
+    if (next !== null) next.wheelPrev = prev;
+    entry.wheelPrev = null;
+    entry.wheelNext = null;
+    entry.wheelSlot = -1;
   }
 
   private stopTimer(): void {

@@ -10,10 +10,15 @@ import { TimerWheel, type Expirable } from '../../src/broker/timer-wheel.js';
 class Entry implements Expirable {
   deadline = 0;
   wheelSlot = -1;
+  wheelPrev: Expirable | null = null;
+  wheelNext: Expirable | null = null;
   fired: number[] = [];
+  /** Run when this entry fires (e.g. to cancel others, as a closing session does). */
+  then: (() => void) | null = null;
   constructor(readonly name: string) {}
   onExpire(now: number): void {
     this.fired.push(now);
+    this.then?.();
   }
 }
 
@@ -74,4 +79,34 @@ test('timer wheel: rescheduling moves the deadline; the interval stops at the fi
   wheel.clear();
   assert.equal(wheel.ticking, false);
   assert.equal(a.wheelSlot, -1);
+});
+
+test('timer wheel: an entry that cancels others of its slot when it fires; many entries in one slot', () => {
+  let now = 0;
+  const wheel = new TimerWheel(10, () => now, 8);
+  const entries = Array.from({ length: 50 }, (_, i) => new Entry(`e${i}`));
+  for (const e of entries) wheel.schedule(e, 15); // all in one slot
+  const late = new Entry('late');
+  wheel.schedule(late, 15 + 8 * 10); // the same slot, one lap later
+  // The most recently added is first in the slot: e49 fires first and cancels e48 and e0.
+  entries[49]!.then = () => {
+    wheel.cancel(entries[48]!);
+    wheel.cancel(entries[0]!);
+  };
+  // The slot runs from the newest entry to the oldest: e10 moves e9, still ahead of it, out of the slot.
+  entries[10]!.then = () => wheel.schedule(entries[9]!, 200);
+  assert.equal(wheel.size, 51);
+  now = 20;
+  wheel.tick();
+  const fired = entries.filter((e) => e.fired.length > 0).map((e) => e.name);
+  assert.equal(fired.length, 47, 'all but the two cancelled and the one moved');
+  assert.ok(!fired.includes('e48') && !fired.includes('e0') && !fired.includes('e9'));
+  assert.deepEqual(late.fired, [], 'a later lap stays');
+  assert.equal(wheel.size, 2, 'late and the moved one');
+  now = 300;
+  wheel.tick();
+  assert.equal(entries[9]!.fired.length, 1);
+  assert.equal(late.fired.length, 1);
+  assert.equal(wheel.size, 0);
+  assert.ok(entries.every((e) => e.fired.length <= 1), 'none twice');
 });
