@@ -65,6 +65,14 @@ export class OutboundQueue {
     return Delivery.Queued;
   }
 
+  /** As push(), for a whole frame of `size` bytes given as consecutive parts (forwarded untouched). */
+  pushParts(parts: readonly Buffer[], size: number, kind: OutboundKind): Delivery {
+    const verdict = this.admit(size, kind);
+    if (verdict !== Delivery.Queued) return verdict;
+    this.accepted(this.connection.writeParts(parts, size), parts[0]![7]!, size);
+    return Delivery.Queued;
+  }
+
   /** Decides whether a frame of `size` bytes may be queued: Queued, or why not (applying the policy). */
   private admit(size: number, kind: OutboundKind): Delivery {
     const connection = this.connection;

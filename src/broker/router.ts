@@ -196,14 +196,21 @@ export class Router {
     if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, head.length + (body === undefined ? 0 : body.length));
   }
 
-  /** Writes the frame's own bytes to every target (principle 7), as fanOut() does with new buffers. */
+  /**
+   * Writes the frame's own bytes to every target (principle 7), as fanOut() does with new buffers: a range
+   * of the chunk it was read in, or the chunks of a large frame that arrived in several (Frame.parts).
+   */
   private fanOutRange(sender: Session, frame: Frame, targets: readonly Session[]): void {
+    const parts = frame.parts;
     const source = frame.source;
     const start = frame.start;
-    const end = frame.end;
+    const size = frame.size;
     let tooLarge: Session | null = null;
     for (let i = 0; i < targets.length; i++) {
-      if (targets[i].deliverRangeFrom(sender, source, start, end, OutboundKind.Message) === Delivery.TooLarge) tooLarge = targets[i];
+      const result = parts === null
+        ? targets[i].deliverRangeFrom(sender, source, start, start + size, OutboundKind.Message)
+        : targets[i].deliverPartsFrom(sender, parts, size, OutboundKind.Message);
+      if (result === Delivery.TooLarge) tooLarge = targets[i];
     }
     if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, frame.size);
   }

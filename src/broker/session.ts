@@ -276,6 +276,14 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return result;
   }
 
+  /** As deliverFrom(), for a received frame forwarded as its parts (Frame.parts). */
+  deliverPartsFrom(sender: Session, parts: readonly Buffer[], size: number, kind: OutboundKind): Delivery {
+    if (this.state === SessionState.Closed) return Delivery.Closed;
+    const result = this.outbound.pushParts(parts, size, kind);
+    if (result === Delivery.Queued) this.delivered(sender);
+    return result;
+  }
+
   private delivered(sender: Session | null): void {
     this.ctx.stats.deliveries++;
     // Created on first congestion: most sessions never need it (memory per idle connection, bench S4).

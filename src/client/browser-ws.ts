@@ -131,6 +131,11 @@ export class BrowserWsConnection implements Connection {
     return this.write(source.subarray(start, end));
   }
 
+  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    return this.write(Buffer.concat(parts, size));
+  }
+
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.localReason !== null || this.ws.readyState !== OPEN) return true;
     if (body === undefined || body.length === 0) {

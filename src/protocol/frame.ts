@@ -11,6 +11,10 @@ export const EMPTY_BUFFER: Buffer = Buffer.alloc(0);
  * The frame lies in `source[start, start + size)`: `source` is the chunk it was read in, so decoding a chunk
  * of many frames makes no Buffer view per frame, and a run of frames forwarded to one target can be written
  * as one range of that chunk (Connection.writeRange). `raw` makes the view when something asks for it.
+ *
+ * A large frame that arrived in several chunks may instead be kept as those chunks (`parts`, in order, whole
+ * frame; `source` is then `parts[0]`, which holds the whole header, and `start` is 0): it is forwarded as
+ * its parts without ever being copied into one buffer. `raw` and `data` join the parts on first use.
  */
 export class Frame {
   private cachedRaw: Buffer | undefined = undefined;
@@ -37,18 +41,21 @@ export class Frame {
     private readonly sidEnd: number,
     private readonly eventEnd: number,
     private readonly metaEnd: number,
+    /** The frame's bytes as consecutive chunks (see above), or null when `source` holds them all. */
+    readonly parts: readonly Buffer[] | null = null,
   ) {}
 
   /** The frame's whole bytes, length prefix included (a view of `source`). */
   get raw(): Buffer {
     if (this.cachedRaw === undefined) {
       const source = this.source;
-      this.cachedRaw = this.start === 0 && this.size === source.length ? source : source.subarray(this.start, this.start + this.size);
+      if (this.parts !== null) this.cachedRaw = Buffer.concat(this.parts, this.size);
+      else this.cachedRaw = this.start === 0 && this.size === source.length ? source : source.subarray(this.start, this.start + this.size);
     }
     return this.cachedRaw;
   }
 
-  /** Offset in `source` just past the frame. */
+  /** Offset in `source` just past the frame. Precondition: no `parts`. */
   get end(): number {
     return this.start + this.size;
   }
@@ -98,7 +105,9 @@ export class Frame {
   /** The data section, a view of `source`. */
   get data(): Buffer {
     if (this.cachedData === undefined) {
-      this.cachedData = this.bare ? EMPTY_BUFFER : this.source.subarray(this.start + this.metaEnd + 2, this.start + this.size);
+      if (this.bare) this.cachedData = EMPTY_BUFFER;
+      else if (this.parts !== null) this.cachedData = this.raw.subarray(this.metaEnd + 2);
+      else this.cachedData = this.source.subarray(this.start + this.metaEnd + 2, this.start + this.size);
     }
     return this.cachedData;
   }

@@ -68,6 +68,13 @@ export interface Connection {
    */
   writeRange(source: Buffer, start: number, end: number): boolean;
 
+  /**
+   * Queues one whole frame of `size` bytes given as consecutive parts: a large frame received in several
+   * chunks and forwarded untouched (Frame.parts). Same contract as write(). A stream transport writes the
+   * parts as they are; a message transport joins them into its one message.
+   */
+  writeParts(parts: readonly Buffer[], size: number): boolean;
+
   /** Stops reading from the peer (backpressure, spec §7); resume() undoes it. Idempotent. */
   pause(): void;
   resume(): void;

@@ -148,6 +148,13 @@ export class TcpConnection implements Connection {
     return this.queued(end - start);
   }
 
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    if (this.isClosed || this.ending) return true;
+    for (const part of parts) this.pending.push(part, 0, part.length);
+    this.pendingBytes += size;
+    return this.queued(size);
+  }
+
   /**
    * Schedules the flush and answers write() for a frame of `size` bytes just queued: false above the
    * high-water mark, unless the frame is all there is. A frame into an empty queue is taken without pushing

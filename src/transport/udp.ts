@@ -76,6 +76,11 @@ abstract class DatagramConnection implements Connection {
     return this.write(source.subarray(start, end));
   }
 
+  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    return this.write(Buffer.concat(parts, size));
+  }
+
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed) return true;
     const size = body === undefined ? head.length : head.length + body.length;

@@ -126,6 +126,11 @@ export class WsConnection implements Connection {
     return this.write(source.subarray(start, end));
   }
 
+  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    return this.write(Buffer.concat(parts, size));
+  }
+
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
     if (!this.corked) {

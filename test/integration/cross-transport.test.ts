@@ -55,6 +55,48 @@ describe('every sender transport to every receiver transport', () => {
   }
 });
 
+describe('large frames forwarded as the chunks they arrived in (Frame.parts)', () => {
+  // Both forwardMessageBytes settings: with it on, a large Message goes out as its parts untouched; with it
+  // off (and for Requests and replies always) the broker joins the parts to re-head the frame.
+  for (const forwardMessageBytes of [true, false]) {
+    test(`tcp and ws: 1 MiB Messages by event and @, a 300 KiB Request and reply (forwardMessageBytes ${forwardMessageBytes})`, async () => {
+      const server = await startTestBroker({ fastPaths: { forwardMessageBytes }, timeouts: { requestMs: 5000, idleMs: 10_000, handshakeMs: 2000 } });
+      const tcpRx = await connect(server, 'tcp', { name: 'big-rx' });
+      const wsRx = await connect(server, 'ws');
+      const sender = await connect(server, 'tcp');
+      try {
+        const sub = wsRx.send({ flag: Flag.Request, event: '$sub', meta: 'event=big.>' });
+        assert.equal((await wsRx.nextFor(sub)).flag, Flag.ReplyEnd);
+        const payloads = [0, 1, 2].map((i) => Buffer.alloc(1024 * 1024 + i * 7, 97 + i).fill(i, 5000, 6000));
+        for (const [i, data] of payloads.entries()) {
+          sender.send({ flag: Flag.Message, event: 'big.m', meta: `n=${i}`, data });
+          sender.send({ flag: Flag.Message, event: 'big.direct', meta: `@=big-rx&n=${i}`, data });
+        }
+        for (const [i, data] of payloads.entries()) {
+          const viaEvent = await wsRx.nextFlag(Flag.Message);
+          assert.equal(viaEvent.metaString, `n=${i}`);
+          assert.ok(viaEvent.data.equals(data), `event-routed payload ${i} intact`);
+          const viaName = await tcpRx.nextFlag(Flag.Message);
+          assert.equal(viaName.metaString, `@=big-rx&n=${i}`);
+          assert.ok(viaName.data.equals(data), `@-routed payload ${i} intact`);
+        }
+        const question = Buffer.alloc(300 * 1024, 0x51);
+        const answer = Buffer.alloc(300 * 1024 + 3, 0x41);
+        const reqSid = sender.send({ flag: Flag.Request, event: 'big.q', meta: '@=big-rx', data: question });
+        const req = await tcpRx.nextFlag(Flag.Request);
+        assert.ok(req.data.equals(question));
+        tcpRx.send({ flag: Flag.ReplyEnd, sid: req.sid, event: 'big.q', data: answer });
+        const reply = await sender.nextFor(reqSid);
+        assert.equal(reply.flag, Flag.ReplyEnd);
+        assert.ok(reply.data.equals(answer));
+      } finally {
+        closeAll(tcpRx, wsRx, sender);
+        await server.close();
+      }
+    });
+  }
+});
+
 describe('framing', () => {
   for (const to of TRANSPORTS) {
     // udp: fewer, so the receiving socket's buffer cannot overflow on a loaded machine.

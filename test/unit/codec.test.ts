@@ -600,6 +600,41 @@ describe('zero copy and encoders', () => {
     assert.ok(messageFrame(whole).raw === whole);
   });
 
+  test('a large frame over several chunks is kept as those chunks (parts), not copied; small ones are joined', () => {
+    const data = Buffer.alloc(200 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 255;
+    const big = msg('s1', 'big.event', 'k=v', data);
+    const small = msg('s2', 'e', '', 'tail');
+    const stream = Buffer.concat([small, big, small]);
+    // Cut so that the big frame starts inside the first chunk, with its header whole there.
+    const cuts = [small.length + 40, small.length + 70_000, small.length + 140_000, stream.length];
+    const chunks = cuts.map((end, i) => stream.subarray(i === 0 ? 0 : cuts[i - 1], end));
+    const frames = decodeStream(chunks, DEFAULT_FRAME_LIMITS).sink.frames;
+    assert.equal(frames.length, 3);
+    const f = frames[1]!;
+    assert.ok(f.parts !== null, 'kept in parts');
+    assert.equal(f.parts.length, 4);
+    f.parts.forEach((part, i) => assert.ok(part.buffer === chunks[i]!.buffer, `part ${i} is a view of chunk ${i}`));
+    assert.equal(f.parts.reduce((n, p) => n + p.length, 0), big.length);
+    assert.equal(f.size, big.length);
+    assert.deepEqual([f.sid, f.event, f.metaString], ['s1', 'big.event', 'k=v']);
+    assert.ok(f.raw.equals(big), 'raw joins the parts');
+    assert.ok(f.data.equals(data));
+    assert.ok(Buffer.concat([encodeReheaded(f, Flag.Reply, 'x'), bodyAfterSid(f)]).equals(encodeFrame({ flag: Flag.Reply, sid: 'x', event: 'big.event', meta: 'k=v', data })));
+    assert.equal(frames[0]!.parts, null);
+    assert.equal(frames[2]!.parts, null);
+    assert.equal(frames[2]!.data.toString(), 'tail');
+    // The header split over two chunks: joined into one buffer instead.
+    const split = decodeStream([stream.subarray(0, small.length + 9), stream.subarray(small.length + 9)], DEFAULT_FRAME_LIMITS).sink.frames;
+    assert.equal(split[1]!.parts, null);
+    assert.ok(split[1]!.raw.equals(big));
+    // Below PARTS_MIN_BYTES: joined too.
+    const medium = msg('m', 'e', '', Buffer.alloc(10_000, 1));
+    const joined = decodeStream([medium.subarray(0, 5000), medium.subarray(5000)], DEFAULT_FRAME_LIMITS).sink.frames;
+    assert.equal(joined[0]!.parts, null);
+    assert.ok(joined[0]!.raw.equals(medium));
+  });
+
   test('adoptEvent takes a known event without decoding only when the bytes are equal', () => {
     const chunk = Buffer.concat([msg('a', 'orders.eu', '', '1'), msg('b', 'orders.us', '', '2'), msg('c', 'orders.eu.x', '', '3'), msg('d', 'orders.eu', '', '4')]);
     const frames = decodeStream([chunk], DEFAULT_FRAME_LIMITS).sink.frames;
