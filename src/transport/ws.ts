@@ -103,6 +103,56 @@ export function maskCopy(source: Buffer, out: Buffer, offset: number, keyAt: num
   if (i + 2 < length) out[offset + i + 2] = source[i + 2]! ^ k2;
 }
 
+/** XORs `buffer[start, end)` in place with the 4-byte masking key at `buffer[keyAt]` (RFC 6455 §5.3). */
+export function unmaskInPlace(buffer: Buffer, start: number, end: number, keyAt: number): void {
+  const k0 = buffer[keyAt]!;
+  const k1 = buffer[keyAt + 1]!;
+  const k2 = buffer[keyAt + 2]!;
+  const k3 = buffer[keyAt + 3]!;
+  if ((k0 | k1 | k2 | k3) === 0) return;
+  const whole = start + ((end - start) & ~3);
+  let i = start;
+  for (; i < whole; i += 4) {
+    buffer[i] = buffer[i]! ^ k0;
+    buffer[i + 1] = buffer[i + 1]! ^ k1;
+    buffer[i + 2] = buffer[i + 2]! ^ k2;
+    buffer[i + 3] = buffer[i + 3]! ^ k3;
+  }
+  if (i < end) buffer[i] = buffer[i]! ^ k0;
+  if (i + 1 < end) buffer[i + 1] = buffer[i + 1]! ^ k1;
+  if (i + 2 < end) buffer[i + 2] = buffer[i + 2]! ^ k2;
+}
+
+/** Node's Buffer constructor for views (what Buffer#subarray makes), without the species lookup. */
+const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
+
+/**
+ * The parts of ws 8's WebSocket and Receiver the inbound fast path relies on. When they are not there (another
+ * ws version), WsConnection leaves reading to ws entirely.
+ */
+interface WsInternals {
+  _isServer: boolean;
+  _closeFrameReceived: boolean;
+  _receiver?: ReceiverInternals;
+}
+
+interface ReceiverInternals {
+  write(chunk: Buffer): boolean;
+  /** 0 (GET_INFO): between frames. */
+  _state: number;
+  /** Bytes it holds of an unfinished frame. */
+  _bufferedBytes: number;
+  /** Non-zero inside a fragmented message. */
+  _fragmented: number;
+  /** Largest message, 0 for no limit. */
+  _maxPayload: number;
+  _writableState: { errored: Error | null };
+}
+
+function receiverAtBoundary(receiver: ReceiverInternals): boolean {
+  return receiver._state === 0 && receiver._bufferedBytes === 0 && receiver._fragmented === 0;
+}
+
 /** Cuts `reason` to at most 123 UTF-8 bytes on a character boundary (ws refuses longer ones, peers invalid UTF-8). */
 export function truncateCloseReason(reason: string): string {
   const bytes = Buffer.from(reason, 'utf8');
@@ -148,6 +198,25 @@ export class WsConnection implements Connection {
   /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
   private pendingCopyBytes = 0;
   private flushScheduled = false;
+
+  /**
+   * Inbound fast path: our own 'data' listener replaces ws's. Complete final binary frames (all a Socket.D
+   * peer sends) are cut, unmasked and handed to the handler here; anything else (control frames, text,
+   * fragments, oversize or invalid frames) goes to ws's Receiver, which answers pings and close frames,
+   * reassembles fragments, enforces the limits and reports errors as before. Null: ws reads by itself.
+   */
+  private readonly receiver: ReceiverInternals | null = null;
+  /** Inbound frames must be masked (server side) or must not be (client side). */
+  private readonly inboundMasked: boolean = false;
+  private readonly maxPayload: number = 0;
+  /** Bytes of an unfinished frame (or frame header) kept from earlier reads, and how many are needed. */
+  private keptParts: Buffer[] = [];
+  private keptBytes = 0;
+  private keptNeed = 0;
+  /** Everything goes to the Receiver until it is back at a message boundary (e.g. inside fragments). */
+  private delegating = false;
+  /** After a close frame or a receive error: ws reads no more, and neither do we. */
+  private readingStopped = false;
   private needDrain = false;
   private userPaused = false;
   private isClosed = false;
@@ -182,6 +251,22 @@ export class WsConnection implements Connection {
     ws.on('error', this.wsOnError);
     ws.on('close', this.wsOnClose);
     socket.on('drain', this.socketOnDrain);
+
+    const internals = ws as unknown as WsInternals;
+    const receiver = internals._receiver;
+    const wsOnData = socket.listeners('data').find((listener) => listener.name === 'socketOnData');
+    if (receiver !== undefined && typeof receiver.write === 'function' && typeof receiver._maxPayload === 'number' && wsOnData !== undefined) {
+      this.receiver = receiver;
+      this.inboundMasked = internals._isServer;
+      this.maxPayload = receiver._maxPayload;
+      this.delegating = !receiverAtBoundary(receiver);
+      this.socketOnData = this.socketOnData.bind(this);
+      this.socketOnClose = this.socketOnClose.bind(this);
+      socket.removeListener('data', wsOnData as (chunk: Buffer) => void);
+      socket.on('data', this.socketOnData);
+      // Before ws's own 'close' listener, which would pass bytes still buffered in a paused socket to its Receiver.
+      socket.prependListener('close', this.socketOnClose);
+    }
     // Nothing is read until start(), so no message can arrive before there is a handler.
     ws.pause();
   }
@@ -332,7 +417,7 @@ export class WsConnection implements Connection {
   }
 
   private checkDrain(): void {
-    if (!this.needDrain || this.isClosed || this.ws.bufferedAmount > this.lowWaterMark) return;
+    if (!this.needDrain || this.isClosed || this.bufferedBytes > this.lowWaterMark) return;
     this.needDrain = false;
     this.handler?.connectionOnDrain();
   }
@@ -341,6 +426,124 @@ export class WsConnection implements Connection {
     if (this.isClosed || this.handler === null) return;
     if (isBinary) this.handler.connectionOnData(data);
     else this.handler.connectionOnInvalid('ws_text_message', `text message of ${data.length} bytes; frames must be binary (spec §2)`);
+  }
+
+  private socketOnData(chunk: Buffer): void {
+    if (this.readingStopped) return;
+    if (this.delegating) {
+      this.delegate(chunk);
+      return;
+    }
+    let offset = 0;
+    // First complete a frame kept from earlier reads, copying only the bytes it still needs.
+    while (this.keptBytes > 0) {
+      const missing = this.keptNeed - this.keptBytes;
+      if (chunk.length - offset < missing) {
+        this.keptParts.push(offset === 0 ? chunk : chunk.subarray(offset));
+        this.keptBytes += chunk.length - offset;
+        return;
+      }
+      this.keptParts.push(chunk.subarray(offset, offset + missing));
+      offset += missing;
+      const joined = Buffer.concat(this.keptParts, this.keptNeed);
+      this.keptParts = [];
+      this.keptBytes = 0;
+      // Consumes the frame, or keeps it again with a larger need once its header is complete.
+      this.parse(joined);
+      if (this.readingStopped) return;
+      if (this.delegating) {
+        if (offset < chunk.length) this.delegate(chunk.subarray(offset));
+        return;
+      }
+    }
+    if (offset < chunk.length) this.parse(offset === 0 ? chunk : chunk.subarray(offset));
+  }
+
+  /** Cuts the frames in `data`; keeps an unfinished last one for the next read. */
+  private parse(data: Buffer): void {
+    const length = data.length;
+    let offset = 0;
+    while (offset < length) {
+      const available = length - offset;
+      if (available < 2) return this.keep(data, offset, 2);
+      const b0 = data[offset]!;
+      const b1 = data[offset + 1]!;
+      let payloadLength = b1 & 0x7f;
+      let headerLength = 2;
+      if (payloadLength === 126) {
+        if (available < 4) return this.keep(data, offset, 4);
+        payloadLength = (data[offset + 2]! << 8) | data[offset + 3]!;
+        headerLength = 4;
+      } else if (payloadLength === 127) {
+        if (available < 10) return this.keep(data, offset, 10);
+        // 4 GiB and more is above any maxPayload we run with: ws refuses it (1009).
+        if (data.readUInt32BE(offset + 2) !== 0) return this.delegateRest(data, offset);
+        payloadLength = data.readUInt32BE(offset + 6);
+        headerLength = 10;
+      }
+      const masked = (b1 & 0x80) !== 0;
+      // A wrong mask bit, reserved bits or an oversize payload: ws closes with the right status at once.
+      if (masked !== this.inboundMasked || (b0 & 0x70) !== 0 || (this.maxPayload > 0 && payloadLength > this.maxPayload)) {
+        return this.delegateRest(data, offset);
+      }
+      if (masked) headerLength += 4;
+      const end = offset + headerLength + payloadLength;
+      if (end > length) return this.keep(data, offset, headerLength + payloadLength);
+      if (b0 !== BINARY_FIN) {
+        // Control frames, text and fragments: ws's Receiver takes the whole frame (pong, close handshake,
+        // UTF-8 check, reassembly) and emits any message through wsOnMessage.
+        if (!this.delegate(data.subarray(offset, end))) {
+          if (!this.readingStopped && end < length) this.delegate(data.subarray(end));
+          return;
+        }
+        offset = end;
+        continue;
+      }
+      const start = offset + headerLength;
+      if (masked) unmaskInPlace(data, start, end, start - 4);
+      offset = end;
+      // As ws did: messages are dropped before start() and after the close.
+      if (this.handler !== null && !this.isClosed) this.handler.connectionOnData(new FastBuffer(data.buffer, data.byteOffset + start, end - start));
+      if (this.readingStopped || this.delegating) {
+        if (this.delegating && offset < length) this.delegate(data.subarray(offset));
+        return;
+      }
+    }
+  }
+
+  private keep(data: Buffer, offset: number, need: number): void {
+    this.keptParts.push(offset === 0 ? data : data.subarray(offset));
+    this.keptBytes = data.length - offset;
+    this.keptNeed = need;
+  }
+
+  private delegateRest(data: Buffer, offset: number): void {
+    this.delegate(offset === 0 ? data : data.subarray(offset));
+  }
+
+  /** Hands bytes to ws's Receiver; true when it is back at a message boundary, so the fast path goes on. */
+  private delegate(bytes: Buffer): boolean {
+    const receiver = this.receiver!;
+    // The Receiver may answer at once (pong, close frame): what we queued before goes out first.
+    this.flush();
+    // As ws's own 'data' listener does.
+    if (!receiver.write(bytes)) this.socket.pause();
+    if ((this.ws as unknown as WsInternals)._closeFrameReceived || receiver._writableState.errored) {
+      this.readingStopped = true;
+      this.delegating = false;
+      return false;
+    }
+    this.delegating = !receiverAtBoundary(receiver);
+    return !this.delegating;
+  }
+
+  private socketOnClose(): void {
+    // ws's 'close' listener (after this one) passes bytes still buffered in a paused socket to its Receiver;
+    // read() hands them to socketOnData instead (it emits 'data'), so frames are cut in one place.
+    if (!this.readingStopped && this.socket.readableLength > 0) this.socket.read(this.socket.readableLength);
+    this.readingStopped = true;
+    this.keptParts = [];
+    this.keptBytes = 0;
   }
 
   private socketOnDrain(): void {
