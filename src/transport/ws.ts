@@ -580,8 +580,13 @@ export class WsConnection implements Connection {
 
   private socketOnClose(): void {
     // ws's 'close' listener (after this one) passes bytes still buffered in a paused socket to its Receiver;
-    // read() hands them to socketOnData instead (it emits 'data'), so frames are cut in one place.
-    if (!this.readingStopped && this.socket.readableLength > 0) this.socket.read(this.socket.readableLength);
+    // they are cut here instead, so frames are cut in one place. read() emits 'data' only when no error was
+    // emitted: our listener goes first so that the bytes are handled exactly once.
+    this.socket.removeListener('data', this.socketOnData);
+    if (!this.readingStopped && this.socket.readableLength > 0) {
+      const rest = this.socket.read(this.socket.readableLength) as Buffer | null;
+      if (rest !== null) this.socketOnData(rest);
+    }
     this.readingStopped = true;
     this.keptParts = [];
     this.keptBytes = 0;

@@ -254,3 +254,15 @@ test('ws framing: the client side masks what it writes and cuts unmasked frames 
   assert.equal((await handler.closed).code, 'error');
   assert.equal(handler.chunks.length, payloads.length);
 });
+
+test('ws framing: frames still buffered in a paused socket when it closes are delivered once', async (t) => {
+  const { client, connection, handler } = await serverPair(t);
+  connection.pause();
+  const key = Buffer.from([7, 0, 7, 0]);
+  rawSocket(client).write(Buffer.concat([wsFrame(2, Buffer.from('x'), { key }), wsFrame(2, Buffer.from('y'), { key })]));
+  // Node reads into the paused socket's buffer up to its high-water mark; then the peer resets.
+  await delay(50);
+  rawSocket(client).resetAndDestroy();
+  assert.equal((await handler.closed).code, 'reset');
+  assert.deepEqual(handler.chunks.map(String), ['x', 'y']);
+});
