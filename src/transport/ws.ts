@@ -2,6 +2,12 @@
  * `sd:ws` and `sd:wss` (spec §2): one binary WebSocket message = one frame (framing `message`). A text message
  * is a protocol error, reported with connectionOnInvalid and left for the session to answer.
  * Usable on both sides: wrap a WebSocket accepted by {@link WsListener} or an OPEN client WebSocket.
+ *
+ * The `ws` library does the handshake, the control frames (ping/pong, the close handshake), fragments, text
+ * and the limits. The data frames themselves, all a Socket.D peer exchanges, are framed and cut here: each
+ * tick's outbound frames are written in one socket write (masked on the client side), and complete inbound
+ * binary frames are cut from the socket's reads without ws's per-message stream and event layers. That is
+ * most of the CPU a message costs over ws beyond tcp (bench S1/S2).
  */
 import { randomFillSync } from 'node:crypto';
 import http from 'node:http';
