@@ -245,6 +245,8 @@ export class WsConnection implements Connection {
   /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
   private pendingCopyBytes = 0;
   private flushScheduled = false;
+  /** The socket is corked until the end of the tick (only while ws reads by itself, see write()). */
+  private tickCorked = false;
 
   /**
    * Inbound fast path: our own 'data' listener replaces ws's. Complete final binary frames (all a Socket.D
@@ -347,8 +349,15 @@ export class WsConnection implements Connection {
     this.pendingCopyBytes += !this.masked && body !== undefined && body.length >= LARGE_BODY ? wireBytes - body.length : wireBytes;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
+      if (this.receiver === null) {
+        this.tickCorked = true;
+        this.socket.cork();
+      }
       setImmediate(this.flush);
     }
+    // When ws reads by itself it may write a pong or close frame at any time: frames then go into the socket
+    // at once (corked for the tick, as one writev), so nothing ws writes later can overtake them.
+    if (this.receiver === null) this.writePending();
     if (this.bufferedBytes > this.highWaterMark) {
       this.needDrain = true;
       return false;
@@ -382,13 +391,24 @@ export class WsConnection implements Connection {
     this.ws.terminate();
   }
 
+  /** Writes what write() queued this tick (see writePending), then reports a drain the writes allow. */
+  private flush(): void {
+    this.flushScheduled = false;
+    this.writePending();
+    if (this.tickCorked) {
+      this.tickCorked = false;
+      this.socket.uncork();
+    }
+    // Writes the socket took synchronously may never produce a 'drain' (our mark can be below the socket's).
+    if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
+  }
+
   /**
-   * Frames and writes what write() queued this tick. Small frames are copied, header and payload (masked on
+   * Frames and writes what write() queued. Small frames are copied, header and payload (masked on
    * the client side), into buffers of up to COALESCE_LIMIT bytes; large unmasked bodies are written as they
    * are. Several buffers go out corked, as one writev.
    */
-  private flush(): void {
-    this.flushScheduled = false;
+  private writePending(): void {
     const pending = this.pending;
     const count = pending.length;
     if (count === 0) return;
@@ -448,8 +468,6 @@ export class WsConnection implements Connection {
     }
     if (out !== null && offset > outStart) this.socket.write(out.subarray(outStart, offset), done);
     if (corked) this.socket.uncork();
-    // Writes the socket took synchronously may never produce a 'drain' (our mark can be below the socket's).
-    if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
   }
 
   private dropPending(): void {

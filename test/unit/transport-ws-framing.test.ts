@@ -266,3 +266,44 @@ test('ws framing: frames still buffered in a paused socket when it closes are de
   assert.equal((await handler.closed).code, 'reset');
   assert.deepEqual(handler.chunks.map(String), ['x', 'y']);
 });
+
+test('ws framing: where ws keeps reading by itself (its listener not found), frames still precede its close frame', async (t) => {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  t.after(() => {
+    for (const peer of server.clients) peer.terminate();
+    server.close();
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const serverSide = once(server, 'connection') as Promise<[WebSocket]>;
+  const raw = new WebSocket(`ws://127.0.0.1:${port}/`);
+  await once(raw, 'open');
+  const [peer] = await serverSide;
+  const atServer: string[] = [];
+  peer.on('message', (data: Buffer) => atServer.push(data.toString()));
+  const peerClosed = once(peer, 'close');
+
+  // Hide ws's 'data' listener behind a wrapper: the adapter cannot find it and leaves reading to ws.
+  const socket = rawSocket(raw);
+  const wsOnData = socket.listeners('data')[0] as (chunk: Buffer) => void;
+  socket.removeListener('data', wsOnData);
+  socket.on('data', function wrapped(this: net.Socket, chunk: Buffer) {
+    wsOnData.call(this, chunk);
+  });
+  const client = new WsConnection(raw, { transport: 'ws', remoteAddress: '127.0.0.1', remotePort: port });
+  assert.equal((client as unknown as { receiver: unknown }).receiver, null, 'ws reads by itself');
+  const handler = new RecordingHandler();
+  client.start(handler);
+
+  client.write(Buffer.from('first'));
+  await waitFor(() => atServer.length === 1, 'a first message');
+  // As in the server-side test: the close frame waits in the paused socket and is read before the tick ends.
+  client.pause();
+  peer.close(1000, 'bye');
+  await delay(50);
+  client.write(Buffer.from('before the close'));
+  client.resume();
+  assert.deepEqual(await handler.closed, { code: 'peer_closed', detail: '1000 bye' });
+  await peerClosed;
+  assert.deepEqual(atServer, ['first', 'before the close']);
+});
