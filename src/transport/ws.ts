@@ -2,7 +2,14 @@
  * `sd:ws` and `sd:wss` (spec §2): one binary WebSocket message = one frame (framing `message`). A text message
  * is a protocol error, reported with connectionOnInvalid and left for the session to answer.
  * Usable on both sides: wrap a WebSocket accepted by {@link WsListener} or an OPEN client WebSocket.
+ *
+ * The `ws` library does the handshake, the control frames (ping/pong, the close handshake), fragments, text
+ * and the limits. The data frames themselves, all a Socket.D peer exchanges, are framed and cut here: each
+ * tick's outbound frames are written in one socket write (masked on the client side), and complete inbound
+ * binary frames are cut from the socket's reads without ws's per-message stream and event layers. That is
+ * most of the CPU a message costs over ws beyond tcp (bench S1/S2).
  */
+import { randomFillSync } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
@@ -29,7 +36,169 @@ const MAX_CLOSE_REASON_BYTES = 123;
 /** ws 1006: the connection dropped without a close frame. */
 const WS_ABNORMAL_CLOSURE = 1006;
 
-const SEND_OPTIONS = { binary: true } as const;
+/** First byte of every data frame we send: FIN + opcode 2 (binary); one frame per message, never fragmented. */
+const BINARY_FIN = 0x82;
+
+/** Pending frames are copied into buffers of up to this many bytes, each written with one call (see flush). */
+const COALESCE_LIMIT = 64 * 1024;
+/** Unmasked (server) bodies at least this large are written as they are, without a copy. */
+const LARGE_BODY = 16 * 1024;
+
+/** Masking keys (RFC 6455 §5.3: fresh and unpredictable per frame) are taken from a pool filled by the CSPRNG. */
+const MASK_POOL_SIZE = 8 * 1024;
+const maskPool = Buffer.alloc(MASK_POOL_SIZE);
+let maskPoolOffset = MASK_POOL_SIZE;
+
+/** Size of a WebSocket frame header for a payload of `length` bytes (RFC 6455 §5.2). */
+export function wsHeaderLength(length: number, masked: boolean): number {
+  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0);
+}
+
+/**
+ * Writes the header of a final binary frame carrying `length` payload bytes at `out[offset]`; with `masked`,
+ * also a fresh masking key, which the caller applies to the payload. Returns the offset after the header.
+ */
+export function writeWsHeader(out: Buffer, offset: number, length: number, masked: boolean): number {
+  const maskBit = masked ? 0x80 : 0;
+  out[offset++] = BINARY_FIN;
+  if (length < 126) {
+    out[offset++] = length | maskBit;
+  } else if (length < 65536) {
+    out[offset++] = 126 | maskBit;
+    out[offset++] = length >>> 8;
+    out[offset++] = length & 0xff;
+  } else {
+    out[offset++] = 127 | maskBit;
+    out.writeUInt32BE(Math.floor(length / 0x1_0000_0000), offset);
+    out.writeUInt32BE(length >>> 0, offset + 4);
+    offset += 8;
+  }
+  if (masked) {
+    if (maskPoolOffset === MASK_POOL_SIZE) {
+      randomFillSync(maskPool);
+      maskPoolOffset = 0;
+    }
+    out[offset++] = maskPool[maskPoolOffset++]!;
+    out[offset++] = maskPool[maskPoolOffset++]!;
+    out[offset++] = maskPool[maskPoolOffset++]!;
+    out[offset++] = maskPool[maskPoolOffset++]!;
+  }
+  return offset;
+}
+
+/** Payloads at least this long are XOR-ed 32 bits at a time (through an Int32Array view), shorter ones bytewise. */
+const WORD_MASK_MIN = 256;
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** XORs `buffer[start, end)` in place with the key bytes k0..k3 (k0 applies to `buffer[start]`). */
+function xorMask(buffer: Buffer, start: number, end: number, k0: number, k1: number, k2: number, k3: number): void {
+  let i = start;
+  if (end - start >= WORD_MASK_MIN) {
+    // Bytewise up to a 4-byte aligned address, then whole words, then the tail.
+    const misaligned = (buffer.byteOffset + i) & 3;
+    for (let n = misaligned === 0 ? 0 : 4 - misaligned; n > 0; n--) {
+      buffer[i] = buffer[i]! ^ k0;
+      i++;
+      const k = k0;
+      k0 = k1;
+      k1 = k2;
+      k2 = k3;
+      k3 = k;
+    }
+    const words = (end - i) >>> 2;
+    const key = LITTLE_ENDIAN ? (k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)) : ((k0 << 24) | (k1 << 16) | (k2 << 8) | k3);
+    const view = new Int32Array(buffer.buffer, buffer.byteOffset + i, words);
+    // Unrolled: about 2.5x faster than one word per iteration in V8 (Node 20).
+    const unrolled = words & ~3;
+    let w = 0;
+    for (; w < unrolled; w += 4) {
+      view[w] = view[w]! ^ key;
+      view[w + 1] = view[w + 1]! ^ key;
+      view[w + 2] = view[w + 2]! ^ key;
+      view[w + 3] = view[w + 3]! ^ key;
+    }
+    for (; w < words; w++) view[w] = view[w]! ^ key;
+    i += words * 4;
+  } else {
+    const whole = start + ((end - start) & ~3);
+    for (; i < whole; i += 4) {
+      buffer[i] = buffer[i]! ^ k0;
+      buffer[i + 1] = buffer[i + 1]! ^ k1;
+      buffer[i + 2] = buffer[i + 2]! ^ k2;
+      buffer[i + 3] = buffer[i + 3]! ^ k3;
+    }
+  }
+  if (i < end) buffer[i] = buffer[i]! ^ k0;
+  if (i + 1 < end) buffer[i + 1] = buffer[i + 1]! ^ k1;
+  if (i + 2 < end) buffer[i + 2] = buffer[i + 2]! ^ k2;
+}
+
+/**
+ * Copies `source` to `out[offset]` XOR-ed with the 4-byte key at `out[keyAt]`, starting at key byte `phase`
+ * (RFC 6455 §5.3: payload byte i is XOR-ed with key byte i mod 4). `source` is not modified.
+ */
+export function maskCopy(source: Buffer, out: Buffer, offset: number, keyAt: number, phase: number): void {
+  const k0 = out[keyAt + (phase & 3)]!;
+  const k1 = out[keyAt + ((phase + 1) & 3)]!;
+  const k2 = out[keyAt + ((phase + 2) & 3)]!;
+  const k3 = out[keyAt + ((phase + 3) & 3)]!;
+  const length = source.length;
+  if (length >= WORD_MASK_MIN) {
+    out.set(source, offset);
+    xorMask(out, offset, offset + length, k0, k1, k2, k3);
+    return;
+  }
+  const whole = length & ~3;
+  let i = 0;
+  for (; i < whole; i += 4) {
+    out[offset + i] = source[i]! ^ k0;
+    out[offset + i + 1] = source[i + 1]! ^ k1;
+    out[offset + i + 2] = source[i + 2]! ^ k2;
+    out[offset + i + 3] = source[i + 3]! ^ k3;
+  }
+  if (i < length) out[offset + i] = source[i]! ^ k0;
+  if (i + 1 < length) out[offset + i + 1] = source[i + 1]! ^ k1;
+  if (i + 2 < length) out[offset + i + 2] = source[i + 2]! ^ k2;
+}
+
+/** XORs `buffer[start, end)` in place with the 4-byte masking key at `buffer[keyAt]` (RFC 6455 §5.3). */
+export function unmaskInPlace(buffer: Buffer, start: number, end: number, keyAt: number): void {
+  const k0 = buffer[keyAt]!;
+  const k1 = buffer[keyAt + 1]!;
+  const k2 = buffer[keyAt + 2]!;
+  const k3 = buffer[keyAt + 3]!;
+  if ((k0 | k1 | k2 | k3) !== 0) xorMask(buffer, start, end, k0, k1, k2, k3);
+}
+
+/** Node's Buffer constructor for views (what Buffer#subarray makes), without the species lookup. */
+const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
+
+/**
+ * The parts of ws 8's WebSocket and Receiver the inbound fast path relies on. When they are not there (another
+ * ws version), WsConnection leaves reading to ws entirely.
+ */
+interface WsInternals {
+  _isServer: boolean;
+  _closeFrameReceived: boolean;
+  _receiver?: ReceiverInternals;
+}
+
+interface ReceiverInternals {
+  write(chunk: Buffer): boolean;
+  /** 0 (GET_INFO): between frames. */
+  _state: number;
+  /** Bytes it holds of an unfinished frame. */
+  _bufferedBytes: number;
+  /** Non-zero inside a fragmented message. */
+  _fragmented: number;
+  /** Largest message, 0 for no limit. */
+  _maxPayload: number;
+  _writableState: { errored: Error | null };
+}
+
+function receiverAtBoundary(receiver: ReceiverInternals): boolean {
+  return receiver._state === 0 && receiver._bufferedBytes === 0 && receiver._fragmented === 0;
+}
 
 /** Cuts `reason` to at most 123 UTF-8 bytes on a character boundary (ws refuses longer ones, peers invalid UTF-8). */
 export function truncateCloseReason(reason: string): string {
@@ -57,14 +226,46 @@ export class WsConnection implements Connection {
   readonly maxOutboundFrame = Infinity;
 
   private readonly ws: WebSocket;
-  /** The tcp/tls socket under the WebSocket: corked per tick for batching, and the source of 'drain'. */
+  /** The tcp/tls socket under the WebSocket: our data frames are written to it directly, and it gives 'drain'. */
   private readonly socket: net.Socket;
+  /** Client side: frames we send must be masked (RFC 6455 §5.3); the server's are not. */
+  private readonly masked: boolean;
   private readonly highWaterMark: number;
   /** Drain is reported at half the high-water mark (see TcpConnection.lowWaterMark). */
   private readonly lowWaterMark: number;
   private readonly sendDoneBound = (): void => this.checkDrain();
   private handler: ConnectionHandler | null = null;
-  private corked = false;
+  /**
+   * Frames written this tick, as head, body pairs (body may be undefined): framed and written in flush(), in
+   * as few socket writes as possible, instead of one ws.send (two socket writes, a copy) per frame.
+   */
+  private pending: (Buffer | undefined)[] = [];
+  /** Wire bytes of the pending frames, WebSocket headers included. */
+  private pendingBytes = 0;
+  /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
+  private pendingCopyBytes = 0;
+  private flushScheduled = false;
+  /** The socket is corked until the end of the tick (only while ws reads by itself, see write()). */
+  private tickCorked = false;
+
+  /**
+   * Inbound fast path: our own 'data' listener replaces ws's. Complete final binary frames (all a Socket.D
+   * peer sends) are cut, unmasked and handed to the handler here; anything else (control frames, text,
+   * fragments, oversize or invalid frames) goes to ws's Receiver, which answers pings and close frames,
+   * reassembles fragments, enforces the limits and reports errors as before. Null: ws reads by itself.
+   */
+  private readonly receiver: ReceiverInternals | null = null;
+  /** Inbound frames must be masked (server side) or must not be (client side). */
+  private readonly inboundMasked: boolean = false;
+  private readonly maxPayload: number = 0;
+  /** Bytes of an unfinished frame (or frame header) kept from earlier reads, and how many are needed. */
+  private keptParts: Buffer[] = [];
+  private keptBytes = 0;
+  private keptNeed = 0;
+  /** Everything goes to the Receiver until it is back at a message boundary (e.g. inside fragments). */
+  private delegating = false;
+  /** After a close frame or a receive error: ws reads no more, and neither do we. */
+  private readingStopped = false;
   private needDrain = false;
   private userPaused = false;
   private isClosed = false;
@@ -79,6 +280,7 @@ export class WsConnection implements Connection {
     if (ws.readyState !== WebSocket.OPEN || socket === null) throw new Error('WsConnection needs an OPEN WebSocket');
     this.ws = ws;
     this.socket = socket;
+    this.masked = !(ws as unknown as { _isServer: boolean })._isServer;
     this.transport = options.transport;
     this.remoteAddress = options.remoteAddress;
     this.remotePort = options.remotePort;
@@ -98,12 +300,28 @@ export class WsConnection implements Connection {
     ws.on('error', this.wsOnError);
     ws.on('close', this.wsOnClose);
     socket.on('drain', this.socketOnDrain);
+
+    const internals = ws as unknown as WsInternals;
+    const receiver = internals._receiver;
+    const wsOnData = socket.listeners('data').find((listener) => listener.name === 'socketOnData');
+    if (receiver !== undefined && typeof receiver.write === 'function' && typeof receiver._maxPayload === 'number' && wsOnData !== undefined) {
+      this.receiver = receiver;
+      this.inboundMasked = internals._isServer;
+      this.maxPayload = receiver._maxPayload;
+      this.delegating = !receiverAtBoundary(receiver);
+      this.socketOnData = this.socketOnData.bind(this);
+      this.socketOnClose = this.socketOnClose.bind(this);
+      socket.removeListener('data', wsOnData as (chunk: Buffer) => void);
+      socket.on('data', this.socketOnData);
+      // Before ws's own 'close' listener, which would pass bytes still buffered in a paused socket to its Receiver.
+      socket.prependListener('close', this.socketOnClose);
+    }
     // Nothing is read until start(), so no message can arrive before there is a handler.
     ws.pause();
   }
 
   get bufferedBytes(): number {
-    return this.ws.bufferedAmount;
+    return this.pendingBytes + this.ws.bufferedAmount;
   }
 
   get closed(): boolean {
@@ -133,18 +351,24 @@ export class WsConnection implements Connection {
 
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
-    if (!this.corked) {
-      // Every frame written this tick goes out in one writev when the socket is uncorked in flush().
-      this.corked = true;
-      this.socket.cork();
+    // One frame must be one message (spec §2): head and body become the payload of one WebSocket frame.
+    const length = body === undefined ? head.length : head.length + body.length;
+    const wireBytes = length + wsHeaderLength(length, this.masked);
+    this.pending.push(head, body);
+    this.pendingBytes += wireBytes;
+    this.pendingCopyBytes += !this.masked && body !== undefined && body.length >= LARGE_BODY ? wireBytes - body.length : wireBytes;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      if (this.receiver === null) {
+        this.tickCorked = true;
+        this.socket.cork();
+      }
       setImmediate(this.flush);
     }
-    // One frame must be one message (spec §2), so head and body are joined rather than fragmented.
-    const data = body === undefined || body.length === 0 ? head : Buffer.concat([head, body]);
-    // While congested, each send reports its completion so the drain is noticed at the low-water mark.
-    if (this.needDrain) this.ws.send(data, SEND_OPTIONS, this.sendDoneBound);
-    else this.ws.send(data, SEND_OPTIONS);
-    if (this.ws.bufferedAmount > this.highWaterMark) {
+    // When ws reads by itself it may write a pong or close frame at any time: frames then go into the socket
+    // at once (corked for the tick, as one writev), so nothing ws writes later can overtake them.
+    if (this.receiver === null) this.writePending();
+    if (this.bufferedBytes > this.highWaterMark) {
       this.needDrain = true;
       return false;
     }
@@ -173,19 +397,102 @@ export class WsConnection implements Connection {
   destroy(reason: string): void {
     if (this.isClosed) return;
     if (this.localReason === null) this.localReason = reason;
+    this.dropPending();
     this.ws.terminate();
   }
 
+  /** Writes what write() queued this tick (see writePending), then reports a drain the writes allow. */
   private flush(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.socket.uncork();
+    this.flushScheduled = false;
+    this.writePending();
+    if (this.tickCorked) {
+      this.tickCorked = false;
+      this.socket.uncork();
+    }
     // Writes the socket took synchronously may never produce a 'drain' (our mark can be below the socket's).
     if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
   }
 
+  /**
+   * Frames and writes what write() queued. Small frames are copied, header and payload (masked on
+   * the client side), into buffers of up to COALESCE_LIMIT bytes; large unmasked bodies are written as they
+   * are. Several buffers go out corked, as one writev.
+   */
+  private writePending(): void {
+    const pending = this.pending;
+    const count = pending.length;
+    if (count === 0) return;
+    let remaining = this.pendingCopyBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingCopyBytes = 0;
+    // Ended (peer FIN) or destroyed: nothing can be written any more.
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    const masked = this.masked;
+    const done = this.needDrain ? this.sendDoneBound : undefined;
+    let out: Buffer | null = null;
+    let outStart = 0;
+    let offset = 0;
+    let corked = false;
+    for (let i = 0; i < count; i += 2) {
+      const head = pending[i]!;
+      const body = pending[i + 1];
+      const bodyLength = body === undefined ? 0 : body.length;
+      const length = head.length + bodyLength;
+      const headerLength = wsHeaderLength(length, masked);
+      const bodyApart = !masked && bodyLength >= LARGE_BODY;
+      const copied = headerLength + head.length + (bodyApart ? 0 : bodyLength);
+      if (out === null || offset + copied > out.length) {
+        if (out !== null && offset > outStart) {
+          if (!corked) corked = this.corkOnce();
+          this.socket.write(out.subarray(outStart, offset), done);
+        }
+        out = Buffer.allocUnsafe(Math.max(copied, Math.min(remaining, COALESCE_LIMIT)));
+        outStart = 0;
+        offset = 0;
+      }
+      remaining -= copied;
+      const keyAt = offset + headerLength - 4;
+      offset = writeWsHeader(out, offset, length, masked);
+      if (masked) {
+        maskCopy(head, out, offset, keyAt, 0);
+        offset += head.length;
+        if (body !== undefined) {
+          maskCopy(body, out, offset, keyAt, head.length);
+          offset += bodyLength;
+        }
+      } else {
+        out.set(head, offset);
+        offset += head.length;
+        if (bodyApart) {
+          // The header and head so far go first, then the body uncopied; the buffer's rest stays in use.
+          if (!corked) corked = this.corkOnce();
+          this.socket.write(out.subarray(outStart, offset), done);
+          this.socket.write(body!, done);
+          outStart = offset;
+        } else if (body !== undefined) {
+          out.set(body, offset);
+          offset += bodyLength;
+        }
+      }
+    }
+    if (out !== null && offset > outStart) this.socket.write(out.subarray(outStart, offset), done);
+    if (corked) this.socket.uncork();
+  }
+
+  private dropPending(): void {
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.pendingCopyBytes = 0;
+  }
+
+  private corkOnce(): true {
+    this.socket.cork();
+    return true;
+  }
+
   private checkDrain(): void {
-    if (!this.needDrain || this.isClosed || this.ws.bufferedAmount > this.lowWaterMark) return;
+    if (!this.needDrain || this.isClosed || this.bufferedBytes > this.lowWaterMark) return;
     this.needDrain = false;
     this.handler?.connectionOnDrain();
   }
@@ -194,6 +501,129 @@ export class WsConnection implements Connection {
     if (this.isClosed || this.handler === null) return;
     if (isBinary) this.handler.connectionOnData(data);
     else this.handler.connectionOnInvalid('ws_text_message', `text message of ${data.length} bytes; frames must be binary (spec §2)`);
+  }
+
+  private socketOnData(chunk: Buffer): void {
+    if (this.readingStopped) return;
+    if (this.delegating) {
+      this.delegate(chunk);
+      return;
+    }
+    let offset = 0;
+    // First complete a frame kept from earlier reads, copying only the bytes it still needs.
+    while (this.keptBytes > 0) {
+      const missing = this.keptNeed - this.keptBytes;
+      if (chunk.length - offset < missing) {
+        this.keptParts.push(offset === 0 ? chunk : chunk.subarray(offset));
+        this.keptBytes += chunk.length - offset;
+        return;
+      }
+      this.keptParts.push(chunk.subarray(offset, offset + missing));
+      offset += missing;
+      const joined = Buffer.concat(this.keptParts, this.keptNeed);
+      this.keptParts = [];
+      this.keptBytes = 0;
+      // Consumes the frame, or keeps it again with a larger need once its header is complete.
+      this.parse(joined);
+      if (this.readingStopped) return;
+      if (this.delegating) {
+        if (offset < chunk.length) this.delegate(chunk.subarray(offset));
+        return;
+      }
+    }
+    if (offset < chunk.length) this.parse(offset === 0 ? chunk : chunk.subarray(offset));
+  }
+
+  /** Cuts the frames in `data`; keeps an unfinished last one for the next read. */
+  private parse(data: Buffer): void {
+    const length = data.length;
+    let offset = 0;
+    while (offset < length) {
+      const available = length - offset;
+      if (available < 2) return this.keep(data, offset, 2);
+      const b0 = data[offset]!;
+      const b1 = data[offset + 1]!;
+      let payloadLength = b1 & 0x7f;
+      let headerLength = 2;
+      if (payloadLength === 126) {
+        if (available < 4) return this.keep(data, offset, 4);
+        payloadLength = (data[offset + 2]! << 8) | data[offset + 3]!;
+        headerLength = 4;
+      } else if (payloadLength === 127) {
+        if (available < 10) return this.keep(data, offset, 10);
+        // 4 GiB and more is above any maxPayload we run with: ws refuses it (1009).
+        if (data.readUInt32BE(offset + 2) !== 0) return this.delegateRest(data, offset);
+        payloadLength = data.readUInt32BE(offset + 6);
+        headerLength = 10;
+      }
+      const masked = (b1 & 0x80) !== 0;
+      // A wrong mask bit, reserved bits or an oversize payload: ws closes with the right status at once.
+      if (masked !== this.inboundMasked || (b0 & 0x70) !== 0 || (this.maxPayload > 0 && payloadLength > this.maxPayload)) {
+        return this.delegateRest(data, offset);
+      }
+      if (masked) headerLength += 4;
+      const end = offset + headerLength + payloadLength;
+      if (end > length) return this.keep(data, offset, headerLength + payloadLength);
+      if (b0 !== BINARY_FIN) {
+        // Control frames, text and fragments: ws's Receiver takes the whole frame (pong, close handshake,
+        // UTF-8 check, reassembly) and emits any message through wsOnMessage.
+        if (!this.delegate(data.subarray(offset, end))) {
+          if (!this.readingStopped && end < length) this.delegate(data.subarray(end));
+          return;
+        }
+        offset = end;
+        continue;
+      }
+      const start = offset + headerLength;
+      if (masked) unmaskInPlace(data, start, end, start - 4);
+      offset = end;
+      // As ws did: messages are dropped before start() and after the close.
+      if (this.handler !== null && !this.isClosed) this.handler.connectionOnData(new FastBuffer(data.buffer, data.byteOffset + start, end - start));
+      if (this.readingStopped || this.delegating) {
+        if (this.delegating && offset < length) this.delegate(data.subarray(offset));
+        return;
+      }
+    }
+  }
+
+  private keep(data: Buffer, offset: number, need: number): void {
+    this.keptParts.push(offset === 0 ? data : data.subarray(offset));
+    this.keptBytes = data.length - offset;
+    this.keptNeed = need;
+  }
+
+  private delegateRest(data: Buffer, offset: number): void {
+    this.delegate(offset === 0 ? data : data.subarray(offset));
+  }
+
+  /** Hands bytes to ws's Receiver; true when it is back at a message boundary, so the fast path goes on. */
+  private delegate(bytes: Buffer): boolean {
+    const receiver = this.receiver!;
+    // The Receiver may answer at once (pong, close frame): what we queued before goes out first.
+    this.flush();
+    // As ws's own 'data' listener does.
+    if (!receiver.write(bytes)) this.socket.pause();
+    if ((this.ws as unknown as WsInternals)._closeFrameReceived || receiver._writableState.errored) {
+      this.readingStopped = true;
+      this.delegating = false;
+      return false;
+    }
+    this.delegating = !receiverAtBoundary(receiver);
+    return !this.delegating;
+  }
+
+  private socketOnClose(): void {
+    // ws's 'close' listener (after this one) passes bytes still buffered in a paused socket to its Receiver;
+    // they are cut here instead, so frames are cut in one place. read() emits 'data' only when no error was
+    // emitted: our listener goes first so that the bytes are handled exactly once.
+    this.socket.removeListener('data', this.socketOnData);
+    if (!this.readingStopped && this.socket.readableLength > 0) {
+      const rest = this.socket.read(this.socket.readableLength) as Buffer | null;
+      if (rest !== null) this.socketOnData(rest);
+    }
+    this.readingStopped = true;
+    this.keptParts = [];
+    this.keptBytes = 0;
   }
 
   private socketOnDrain(): void {
@@ -206,7 +636,7 @@ export class WsConnection implements Connection {
   }
 
   private wsOnClose(code: number, reason: Buffer): void {
-    this.corked = false;
+    this.dropPending();
     if (this.localReason !== null) this.finish('local', this.localReason);
     else if (this.wsError !== null) this.finish('error', this.wsError.message);
     else if (code === WS_ABNORMAL_CLOSURE) this.finish('reset', 'connection dropped without a close frame');
