@@ -338,7 +338,6 @@ export class WsConnection implements Connection {
     if (!this.userPaused) this.ws.resume();
   }
 
-  /** Returns true when closed or closing: nothing is queued then and no drain follows. */
   /** A message transport sends each frame as its own message: the range is just a view. */
   writeRange(source: Buffer, start: number, end: number): boolean {
     return this.write(source.subarray(start, end));
@@ -349,6 +348,7 @@ export class WsConnection implements Connection {
     return this.write(Buffer.concat(parts, size));
   }
 
+  /** Returns true when closed or closing: nothing is queued then and no drain follows. */
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
     // One frame must be one message (spec §2): head and body become the payload of one WebSocket frame.
