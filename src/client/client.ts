@@ -5,8 +5,8 @@
  * Hot path: frames are encoded by the link's FrameWriter straight into a slab (small data copied beside its
  * head, large data written as it is) and, over tcp, handed to the transport once per tick. Inbound frames
  * are decoded by the shared codec into views of the received bytes. Requests and streams are matched to
- * their answers by the number of their sid, read from the answer's bytes. Per-request objects hold their
- * own state (no closures beyond the Promise's own).
+ * their answers by the number of their sid, read from the answer's bytes, and time out on one shared timer
+ * (Deadlines). Per-request objects hold their own state (no closure per request).
  */
 import type tls from 'node:tls';
 import { Flag } from '../protocol/flags.js';
@@ -20,8 +20,10 @@ import type { Connection, ConnectionHandler, TransportCloseCode } from '../trans
 import type { Dial, Dialer } from './dialer.js';
 import { SocketdError } from './errors.js';
 import { ClientEvents } from './events.js';
+import { Deadlines, type DeadlineList, type DeadlineOwner, type Timed } from './deadlines.js';
 import { FrameWriter, answerHeadEnd } from './frame-writer.js';
 import { SID_BYTES, SidSource } from './sids.js';
+import { TickClock } from './tick.js';
 import {
   IncomingMessage,
   Reply,
@@ -173,10 +175,17 @@ function alarmError(frame: Frame): SocketdError {
 
 // ----- pending requests and streams ----------------------------------------------------------------------
 
-abstract class Pending {
-  timer: NodeJS.Timeout | null = null;
+abstract class Pending implements Timed {
   signal: AbortSignal | null = null;
   abortListener: (() => void) | null = null;
+  /** @internal Timed, owned by the client's Deadlines. */
+  deadline = 0;
+  /** @internal */
+  deadlineList: DeadlineList | null = null;
+  /** @internal */
+  prevTimed: Timed | null = null;
+  /** @internal */
+  nextTimed: Timed | null = null;
 
   constructor(
     readonly client: Client,
@@ -194,9 +203,15 @@ abstract class Pending {
   abstract fail(error: SocketdError): void;
 }
 
-function pendingOnTimeout(pending: Pending): void {
-  pending.timer = null;
-  pending.client._expire(pending);
+/**
+ * `new Promise(captureSettlers)` hands the settlers over here, so a request needs no executor closure of its
+ * own: the executor runs synchronously, and they are taken right after.
+ */
+let capturedResolve: ((reply: Reply) => void) | null = null;
+let capturedReject: ((error: unknown) => void) | null = null;
+function captureSettlers(resolve: (reply: Reply) => void, reject: (error: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
 }
 
 class PendingRequest extends Pending {
@@ -374,6 +389,8 @@ class Link implements ConnectionHandler {
   private readonly messageDecoder: MessageDecoder | null;
   /** Every frame of this connection is written through it. */
   readonly writer: FrameWriter;
+  /** When the last frame arrived (TickClock): every frame counts as a sign of life for the heartbeat. */
+  lastReceived = 0;
   /** Set by a Close frame from the broker: why the connection is ending. */
   closeError: SocketdError | null = null;
   /** Called once the connection is closed (close() waits on it). */
@@ -386,6 +403,7 @@ class Link implements ConnectionHandler {
     limits: FrameLimits,
     sids: SidSource,
     maxOutboundBytes: number,
+    private readonly clock: TickClock,
   ) {
     this.writer = new FrameWriter(connection, sids, maxOutboundBytes);
     if (connection.framing === 'stream') {
@@ -409,6 +427,7 @@ class Link implements ConnectionHandler {
 
   /** FrameSink */
   onFrame(frame: Frame): void {
+    this.lastReceived = this.clock.now();
     this.owner._linkOnFrame(this, frame);
   }
 
@@ -464,7 +483,7 @@ function pressureOff(client: Client): void {
 
 // ----- the client ----------------------------------------------------------------------------------------
 
-export class Client implements Responder {
+export class Client implements Responder, DeadlineOwner {
   /** Life events: disconnect, reconnecting, reconnect, error, alarm, pressure, close. */
   readonly events = new ClientEvents();
   /** The parsed url (transport, host, port) and the Connect url (without `sd:`). */
@@ -477,6 +496,8 @@ export class Client implements Responder {
   private readonly sids = new SidSource();
   /** Requests and streams by the number of their sid. */
   private readonly pending = new Map<number, Pending>();
+  private readonly clock = new TickClock();
+  private readonly deadlines = new Deadlines(this, this.clock);
 
   /** Subscriptions by `pattern \0 group` (several local handlers may share one broker subscription). */
   private readonly byKey = new Map<string, LocalSubscription[]>();
@@ -489,7 +510,6 @@ export class Client implements Responder {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectAttempts = 0;
-  private lastReceived = 0;
   private pressureTimer: NodeJS.Timeout | null = null;
   private pressuredValue = false;
   private drainWaiters: (() => void)[] = [];
@@ -766,7 +786,7 @@ export class Client implements Responder {
             connection.destroy('handshake abandoned');
             return;
           }
-          const link = new Link(this, connection, this.limits, this.sids, this.maxOutboundBytes);
+          const link = new Link(this, connection, this.limits, this.sids, this.maxOutboundBytes, this.clock);
           hs.link = link;
           connection.start(link);
           const url = this.target.connectUrl;
@@ -793,7 +813,7 @@ export class Client implements Responder {
     this.link = hs.link;
     this.generation++;
     this.stateValue = 'open';
-    this.lastReceived = Date.now();
+    hs.link!.lastReceived = this.clock.now();
     if (this.heartbeatInterval > 0 && this.heartbeatTimer === null) {
       this.heartbeatTimer = setInterval(heartbeatTick, this.heartbeatInterval, this);
       unrefTimer(this.heartbeatTimer);
@@ -860,6 +880,7 @@ export class Client implements Responder {
     this.wakeDrainWaiters();
     if (this.handshake !== null) this._failHandshake(this.handshake, error);
     this.failPending(error);
+    this.deadlines.clear();
   }
 
   private stopHeartbeat(): void {
@@ -876,8 +897,9 @@ export class Client implements Responder {
     const link = this.link;
     if (link === null || this.stateValue !== 'open') return;
     // Every frame counts as a sign of life, the Pong to our last Ping included (udp has no other way to tell).
-    if (Date.now() - this.lastReceived > this.heartbeatInterval * 2.5) {
-      link.closeError = new SocketdError('connection_lost', `No frame from the broker for ${Date.now() - this.lastReceived} ms`);
+    const silent = this.clock.now() - link.lastReceived;
+    if (silent > this.heartbeatInterval * 2.5) {
+      link.closeError = new SocketdError('connection_lost', `No frame from the broker for ${Math.round(silent)} ms`);
       link.connection.destroy('heartbeat timeout');
       return;
     }
@@ -893,7 +915,6 @@ export class Client implements Responder {
       if (hs !== null && hs.link === link) this.handshakeFrame(hs, frame);
       return;
     }
-    this.lastReceived = Date.now();
     switch (frame.flag) {
       case Flag.Message:
       case Flag.Request:
@@ -1044,16 +1065,20 @@ export class Client implements Responder {
 
   private openRequest(event: string, data: Buffer, meta: string, timeout: number, signal: AbortSignal | undefined): Promise<Reply> {
     if (signal?.aborted === true) return Promise.reject(new SocketdError('aborted', 'The request was aborted', { event }));
-    return new Promise<Reply>((resolve, reject) => {
-      let id: number;
-      try {
-        id = this.write(Flag.Request, event, meta, data);
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      this.track(new PendingRequest(this, id, event, resolve, reject), timeout, signal);
-    });
+    const promise = new Promise<Reply>(captureSettlers);
+    const resolve = capturedResolve!;
+    const reject = capturedReject!;
+    capturedResolve = null;
+    capturedReject = null;
+    let id: number;
+    try {
+      id = this.write(Flag.Request, event, meta, data);
+    } catch (error) {
+      reject(error);
+      return promise;
+    }
+    this.track(new PendingRequest(this, id, event, resolve, reject), timeout, signal);
+    return promise;
   }
 
   /** A control Request (`$sub`, `$unsub`, `$presence`), acknowledged by ReplyEnd or refused by an Alarm. */
@@ -1073,7 +1098,7 @@ export class Client implements Responder {
 
   private track(pending: Pending, timeout: number, signal: AbortSignal | undefined): void {
     this.pending.set(pending.id, pending);
-    if (timeout > 0) pending.timer = setTimeout(pendingOnTimeout, timeout, pending);
+    if (timeout > 0) this.deadlines.add(pending, timeout);
     if (signal !== undefined) {
       pending.signal = signal;
       pending.abortListener = () => {
@@ -1088,8 +1113,7 @@ export class Client implements Responder {
   _forget(pending: Pending): void {
     // Sids are never reused, so whatever the map holds under this number is this one.
     this.pending.delete(pending.id);
-    if (pending.timer !== null) clearTimeout(pending.timer);
-    pending.timer = null;
+    this.deadlines.remove(pending);
     if (pending.signal !== null) {
       if (pending.abortListener !== null) pending.signal.removeEventListener('abort', pending.abortListener);
       pending.signal = null;
@@ -1097,8 +1121,9 @@ export class Client implements Responder {
     }
   }
 
-  /** @internal */
-  _expire(pending: Pending): void {
+  /** @internal DeadlineOwner: a request or stream timed out. */
+  deadlineExpired(entry: Timed): void {
+    const pending = entry as Pending;
     this._forget(pending);
     pending.fail(new SocketdError('timeout', `No answer to '${pending.event}' within the timeout`, { sid: pending.sid, event: pending.event }));
   }
