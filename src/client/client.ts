@@ -21,6 +21,7 @@ import type { Dial, Dialer } from './dialer.js';
 import { SocketdError } from './errors.js';
 import { ClientEvents } from './events.js';
 import { Deadlines, type DeadlineList, type DeadlineOwner, type Timed } from './deadlines.js';
+import { EventNames } from './event-names.js';
 import { FrameWriter, answerHeadEnd } from './frame-writer.js';
 import { SID_BYTES, SidSource } from './sids.js';
 import { TickClock } from './tick.js';
@@ -498,6 +499,7 @@ export class Client implements Responder, DeadlineOwner {
   private readonly pending = new Map<number, Pending>();
   private readonly clock = new TickClock();
   private readonly deadlines = new Deadlines(this, this.clock);
+  private readonly eventNames = new EventNames();
 
   /** Subscriptions by `pattern \0 group` (several local handlers may share one broker subscription). */
   private readonly byKey = new Map<string, LocalSubscription[]>();
@@ -1186,12 +1188,12 @@ export class Client implements Responder, DeadlineOwner {
    * handles is answered with Alarm 4004 so the requester does not wait for its timeout.
    */
   private dispatch(frame: Frame): void {
-    const event = frame.event;
+    const event = this.eventNames.of(frame);
     if (event.charCodeAt(0) === 36 /* $ */) {
       this.presenceNotice(frame);
       return;
     }
-    const message = new IncomingMessage(this, frame, this.generation);
+    const message = new IncomingMessage(this, frame, this.generation, event);
     if (this.directHandler !== null && frame.meta('@') !== undefined) {
       this.invoke(this.directHandler, message);
       return;
