@@ -642,15 +642,15 @@ export class Client implements Responder, DeadlineOwner {
    * timeout). A failure to send is thrown by the first `next()`.
    */
   stream(event: string, data?: Data, options: StreamOptions = {}): ReplyStream {
-    // The sid the write below takes (a stream that fails before it keeps that number all the same).
-    const stream = new ReplyStream(this, this.sids.next, event);
+    let stream: ReplyStream | null = null;
     try {
       const timeout = ms(options.timeout, 0, 'timeout');
       const meta = formatMetas(options.meta, options.to, timeout);
-      this.write(Flag.Subscribe, event, meta, toBuffer(data));
+      stream = new ReplyStream(this, this.write(Flag.Subscribe, event, meta, toBuffer(data)), event);
       this.track(stream, timeout, options.signal);
     } catch (error) {
-      if (this.sids.next === stream.id) this.sids.advance(); // refused before it was encoded: the sid is its own
+      // Refused before it was sent: it still gets a sid of its own.
+      stream ??= new ReplyStream(this, this.sids.advance(), event);
       stream.fail(error as SocketdError);
     }
     return stream;

@@ -42,11 +42,6 @@ export class SidSource {
     for (let i = 0; i < SID_BYTES; i++) this.current[i] = text.charCodeAt(i);
   }
 
-  /** The number of the next sid (what {@link take} returns). */
-  get next(): number {
-    return this.count;
-  }
-
   /** Writes the next sid's 32 bytes at `buf[offset]` and returns its number. */
   take(buf: Uint8Array, offset: number): number {
     buf.set(this.current, offset);

@@ -62,7 +62,6 @@ describe('client: SidSource', () => {
     const sids = new SidSource(PREFIX);
     const buf = Buffer.alloc(40);
     for (let n = 0; n < 300; n++) {
-      assert.equal(sids.next, n);
       assert.equal(sids.take(buf, 4), n);
       const text = buf.toString('latin1', 4, 36);
       assert.equal(text, PREFIX + n.toString(16).padStart(16, '0'));
