@@ -3,16 +3,28 @@
  * of the current tick (where the client hands its batched frames to the transport).
  */
 
-const hasNextTick = typeof process === 'object' && process !== null && typeof process.nextTick === 'function';
+/** Runs `fn(arg)` later, once the current task's synchronous code is done. */
+export type Deferral = <T>(fn: (arg: T) => void, arg: T) => void;
+
+function deferToMicrotask<T>(fn: (arg: T) => void, arg: T): void {
+  queueMicrotask(() => fn(arg));
+}
+
+let deferral: Deferral = deferToMicrotask;
 
 /**
- * Runs `fn(arg)` once the current task and its microtasks are done: process.nextTick in Node, so a batch
- * built by one read (and the promise continuations it resolves) goes out as one write. Browsers have no
- * nextTick; a microtask is the closest there.
+ * Installs how {@link defer} runs its callbacks. The Node entry (index.ts) installs process.nextTick, which
+ * runs only once every pending promise continuation has run, so all the frames one read leads to (the
+ * answers of its requests, the requests their continuations make) go out as one batch. The default, also
+ * the browser's, is a microtask: later continuations may then make a batch of their own.
  */
+export function setDeferral(next: Deferral): void {
+  deferral = next;
+}
+
+/** Runs `fn(arg)` at the end of the current tick (see {@link setDeferral}). */
 export function defer<T>(fn: (arg: T) => void, arg: T): void {
-  if (hasNextTick) process.nextTick(fn, arg);
-  else queueMicrotask(() => fn(arg));
+  deferral(fn, arg);
 }
 
 /**
