@@ -1,15 +1,14 @@
 /**
  * Opens the transport under a client (spec §2) and wraps it in the shared adapters, so the client speaks to
  * a {@link Connection} whatever the scheme. A dial can be cancelled (connect timeout, close()).
- *
- * The ws and udp adapters are loaded on their first dial: the `ws` package and the ws adapter cost about
- * 80 ms of CPU to load, the udp adapter 30 ms, more than the rest of the client, and a process that
- * speaks tcp never needs them.
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { WebSocket } from 'ws';
 import type { Connection } from '../transport/connection.js';
 import { TcpConnection } from '../transport/tcp.js';
+import { WsConnection, SOCKET_D_SUBPROTOCOL } from '../transport/ws.js';
+import { dialUdp } from '../transport/udp.js';
 import { SocketdError } from './errors.js';
 import type { ClientUrl } from './url.js';
 import type { Dial, DialOptions, Dialer } from './dialer.js';
@@ -70,36 +69,8 @@ function dialTcp(target: ClientUrl, options: DialOptions): Dial {
 }
 
 function dialWs(target: ClientUrl, options: DialOptions): Dial {
-  let cancelled: string | null = null;
-  let cancelDial: (reason: string) => void = (reason) => {
-    cancelled = reason;
-  };
-  const promise = Promise.all([import('ws'), import('../transport/ws.js')]).then(
-    ([{ WebSocket }, { WsConnection, SOCKET_D_SUBPROTOCOL }]) => {
-      if (cancelled !== null) throw new SocketdError('connect_failed', cancelled);
-      const dial = openWs(target, options, WebSocket, WsConnection, SOCKET_D_SUBPROTOCOL);
-      cancelDial = dial.cancel;
-      return dial.promise;
-    },
-    (error: unknown) => {
-      throw failed(target, error);
-    },
-  );
-  return { promise, cancel: (reason) => cancelDial(reason) };
-}
-
-type WsModule = typeof import('ws');
-type WsAdapterModule = typeof import('../transport/ws.js');
-
-function openWs(
-  target: ClientUrl,
-  options: DialOptions,
-  WebSocket: WsModule['WebSocket'],
-  WsConnection: WsAdapterModule['WsConnection'],
-  subprotocol: string,
-): Dial {
   const url = `${target.transport}://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}${target.pathAndQuery}`;
-  const ws = new WebSocket(url, [subprotocol], {
+  const ws = new WebSocket(url, [SOCKET_D_SUBPROTOCOL], {
     perMessageDeflate: false,
     maxPayload: options.maxPayload,
     ...(target.transport === 'wss' ? options.tls : {}),
@@ -142,7 +113,7 @@ function openWs(
 
 function dialDatagram(target: ClientUrl, options: DialOptions): Dial {
   let cancelled: string | null = null;
-  const promise = import('../transport/udp.js').then(({ dialUdp }) => dialUdp(target.host, target.port, options.maxDatagram)).then(
+  const promise = dialUdp(target.host, target.port, options.maxDatagram).then(
     (connection) => {
       if (cancelled !== null) {
         connection.destroy(cancelled);
