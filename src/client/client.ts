@@ -2,22 +2,29 @@
  * The client SDK (docs/client.md): one connection to the broker over tcp, tcps, udp, ws or wss, with
  * fire-and-forget messages, requests, reply streams, subscriptions, heartbeat and automatic reconnect.
  *
- * Hot path: a frame is encoded as a head (encodeHead) followed by the caller's data buffer, never copied;
- * the transport adapters batch writes per tick. Inbound frames are decoded by the shared codec into views
- * of the received bytes. Per-request objects hold their own state (no closures beyond the Promise's own).
+ * Hot path: frames are encoded by the link's FrameWriter straight into a slab (small data copied beside its
+ * head, large data written as it is) and, over tcp, handed to the transport once per tick. Inbound frames
+ * are decoded by the shared codec into views of the received bytes. Requests and streams are matched to
+ * their answers by the number of their sid, read from the answer's bytes, and time out on one shared timer
+ * (Deadlines). Per-request objects hold their own state (no closure per request).
  */
 import type tls from 'node:tls';
 import { Flag } from '../protocol/flags.js';
 import type { Frame } from '../protocol/frame.js';
 import { Frame as FrameClass } from '../protocol/frame.js';
 import { FrameError } from '../protocol/errors.js';
-import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame, encodeHead } from '../protocol/codec.js';
-import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, type FrameLimits } from '../protocol/limits.js';
+import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame } from '../protocol/codec.js';
+import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, FRAME_PREFIX_BYTES, type FrameLimits } from '../protocol/limits.js';
 import { AlarmCode, CloseCode } from '../protocol/codes.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
 import type { Dial, Dialer } from './dialer.js';
 import { SocketdError } from './errors.js';
 import { ClientEvents } from './events.js';
+import { Deadlines, type DeadlineList, type DeadlineOwner, type Timed } from './deadlines.js';
+import { EventNames } from './event-names.js';
+import { FrameWriter, answerHeadEnd } from './frame-writer.js';
+import { SID_BYTES, SidSource } from './sids.js';
+import { TickClock } from './tick.js';
 import {
   IncomingMessage,
   Reply,
@@ -127,15 +134,6 @@ const EMPTY = Buffer.alloc(0);
 export const HANDLER_FAILED_ALARM = 5000;
 const NO_SUCH_HANDLER = AlarmCode.NoRoute;
 
-/** `bytes` random bytes as hex, from Web Crypto (global in Node 20 and in browsers). */
-function randomHex(bytes: number): string {
-  const out = new Uint8Array(bytes);
-  globalThis.crypto.getRandomValues(out);
-  let hex = '';
-  for (let i = 0; i < out.length; i++) hex += out[i]!.toString(16).padStart(2, '0');
-  return hex;
-}
-
 /** Node timers can be unref'd (they must not keep a process alive); browser timers are plain numbers. */
 function unrefTimer(timer: NodeJS.Timeout | null): void {
   if (timer !== null && typeof timer === 'object' && typeof timer.unref === 'function') timer.unref();
@@ -178,36 +176,54 @@ function alarmError(frame: Frame): SocketdError {
 
 // ----- pending requests and streams ----------------------------------------------------------------------
 
-abstract class Pending {
-  timer: NodeJS.Timeout | null = null;
+abstract class Pending implements Timed {
   signal: AbortSignal | null = null;
   abortListener: (() => void) | null = null;
+  /** @internal Timed, owned by the client's Deadlines. */
+  deadline = 0;
+  /** @internal */
+  deadlineList: DeadlineList | null = null;
+  /** @internal */
+  prevTimed: Timed | null = null;
+  /** @internal */
+  nextTimed: Timed | null = null;
 
   constructor(
     readonly client: Client,
-    readonly sid: string,
+    /** @internal the number of the sid (SidSource): answers are matched by it */ readonly id: number,
     readonly event: string,
   ) {}
+
+  /** The sid the Request or Subscribe was sent with. */
+  get sid(): string {
+    return this.client._sidText(this.id);
+  }
 
   /** A Reply/ReplyEnd arrived; returns true when this ends the exchange. */
   abstract onAnswer(frame: Frame): boolean;
   abstract fail(error: SocketdError): void;
 }
 
-function pendingOnTimeout(pending: Pending): void {
-  pending.timer = null;
-  pending.client._expire(pending);
+/**
+ * `new Promise(captureSettlers)` hands the settlers over here, so a request needs no executor closure of its
+ * own: the executor runs synchronously, and they are taken right after.
+ */
+let capturedResolve: ((reply: Reply) => void) | null = null;
+let capturedReject: ((error: unknown) => void) | null = null;
+function captureSettlers(resolve: (reply: Reply) => void, reject: (error: unknown) => void): void {
+  capturedResolve = resolve;
+  capturedReject = reject;
 }
 
 class PendingRequest extends Pending {
   constructor(
     client: Client,
-    sid: string,
+    id: number,
     event: string,
     private readonly resolve: (reply: Reply) => void,
-    private readonly reject: (error: SocketdError) => void,
+    private readonly reject: (error: unknown) => void,
   ) {
-    super(client, sid, event);
+    super(client, id, event);
   }
 
   onAnswer(frame: Frame): boolean {
@@ -240,8 +256,8 @@ export class ReplyStream extends Pending implements AsyncIterableIterator<Reply>
   private finished = false;
 
   /** @internal */
-  constructor(client: Client, sid: string, event: string) {
-    super(client, sid, event);
+  constructor(client: Client, id: number, event: string) {
+    super(client, id, event);
   }
 
   [Symbol.asyncIterator](): this {
@@ -372,6 +388,10 @@ function subMeta(pattern: string, group: string | undefined, presence: boolean):
 class Link implements ConnectionHandler {
   private readonly decoder: FrameDecoder | null;
   private readonly messageDecoder: MessageDecoder | null;
+  /** Every frame of this connection is written through it. */
+  readonly writer: FrameWriter;
+  /** When the last frame arrived (TickClock): every frame counts as a sign of life for the heartbeat. */
+  lastReceived = 0;
   /** Set by a Close frame from the broker: why the connection is ending. */
   closeError: SocketdError | null = null;
   /** Called once the connection is closed (close() waits on it). */
@@ -382,7 +402,11 @@ class Link implements ConnectionHandler {
     private readonly owner: Client,
     readonly connection: Connection,
     limits: FrameLimits,
+    sids: SidSource,
+    maxOutboundBytes: number,
+    private readonly clock: TickClock,
   ) {
+    this.writer = new FrameWriter(connection, sids, maxOutboundBytes);
     if (connection.framing === 'stream') {
       this.decoder = new FrameDecoder(limits);
       this.messageDecoder = null;
@@ -398,12 +422,13 @@ class Link implements ConnectionHandler {
       return;
     }
     const result = this.messageDecoder!.decode(data);
-    if (result instanceof FrameClass) this.owner._linkOnFrame(this, result);
+    if (result instanceof FrameClass) this.onFrame(result);
     else this.owner._linkOnFrameError(this, result);
   }
 
   /** FrameSink */
   onFrame(frame: Frame): void {
+    this.lastReceived = this.clock.now();
     this.owner._linkOnFrame(this, frame);
   }
 
@@ -413,6 +438,7 @@ class Link implements ConnectionHandler {
   }
 
   connectionOnDrain(): void {
+    this.writer.full = false;
     this.owner._linkOnDrain(this);
   }
 
@@ -458,7 +484,7 @@ function pressureOff(client: Client): void {
 
 // ----- the client ----------------------------------------------------------------------------------------
 
-export class Client implements Responder {
+export class Client implements Responder, DeadlineOwner {
   /** Life events: disconnect, reconnecting, reconnect, error, alarm, pressure, close. */
   readonly events = new ClientEvents();
   /** The parsed url (transport, host, port) and the Connect url (without `sd:`). */
@@ -468,9 +494,12 @@ export class Client implements Responder {
   private link: Link | null = null;
   private handshake: Handshake | null = null;
   private generation = 0;
-  private readonly sidPrefix = randomHex(8);
-  private sidCount = 0;
-  private readonly pending = new Map<string, Pending>();
+  private readonly sids = new SidSource();
+  /** Requests and streams by the number of their sid. */
+  private readonly pending = new Map<number, Pending>();
+  private readonly clock = new TickClock();
+  private readonly deadlines = new Deadlines(this, this.clock);
+  private readonly eventNames = new EventNames();
 
   /** Subscriptions by `pattern \0 group` (several local handlers may share one broker subscription). */
   private readonly byKey = new Map<string, LocalSubscription[]>();
@@ -483,16 +512,16 @@ export class Client implements Responder {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private reconnectAttempts = 0;
-  private lastReceived = 0;
   private pressureTimer: NodeJS.Timeout | null = null;
   private pressuredValue = false;
-  private needDrain = false;
   private drainWaiters: (() => void)[] = [];
   private closePromise: Promise<void> | null = null;
 
   private readonly connectMeta: string;
   /** @internal */ readonly _connectTimeout: number;
   private readonly requestTimeout: number;
+  /** The meta of a request with no options: `timeout=<requestTimeout>` (or none). */
+  private readonly defaultRequestMeta: string;
   private readonly heartbeatInterval: number;
   private readonly reconnect: Required<ReconnectOptions>;
   private readonly maxOutboundBytes: number;
@@ -511,6 +540,7 @@ export class Client implements Responder {
     this.directHandler = options.onDirect ?? null;
     this._connectTimeout = ms(options.connectTimeout, 10_000, 'connectTimeout');
     this.requestTimeout = ms(options.requestTimeout, 10_000, 'requestTimeout');
+    this.defaultRequestMeta = formatMetas(undefined, undefined, this.requestTimeout);
     this.heartbeatInterval = ms(options.heartbeatInterval, 20_000, 'heartbeatInterval');
     const r = options.reconnect;
     const ro: ReconnectOptions = typeof r === 'object' ? r : { enabled: r !== false };
@@ -552,7 +582,7 @@ export class Client implements Responder {
 
   /** True for a short while (`pressureHold`) after the broker sent Pressure, or while the socket buffer drains. */
   get pressured(): boolean {
-    return this.pressuredValue || this.needDrain;
+    return this.pressuredValue || (this.link !== null && this.link.writer.full);
   }
 
   /** Requests and streams waiting for an answer (for leak checks and metrics). */
@@ -562,7 +592,7 @@ export class Client implements Responder {
 
   /** Bytes written and not yet handed to the OS. */
   get bufferedBytes(): number {
-    return this.link?.connection.bufferedBytes ?? 0;
+    return this.link?.writer.bufferedBytes ?? 0;
   }
 
   /** Resolves once not pressured (at once when not). Also resolves when the client closes. */
@@ -580,7 +610,7 @@ export class Client implements Responder {
    */
   send(event: string, data?: Data, options?: SendOptions): void {
     const meta = options === undefined ? '' : formatMetas(options.meta, options.to, 0);
-    this.write(Flag.Message, this.nextSid(), event, meta, toBuffer(data));
+    this.write(Flag.Message, event, meta, toBuffer(data));
   }
 
   /**
@@ -594,10 +624,14 @@ export class Client implements Responder {
     }
     const timeout = ms(options.timeout, this.requestTimeout, 'timeout');
     let meta: string;
-    try {
-      meta = formatMetas(options.meta, options.to, timeout);
-    } catch (error) {
-      return Promise.reject(error);
+    if (options.meta === undefined && options.to === undefined && timeout === this.requestTimeout) {
+      meta = this.defaultRequestMeta;
+    } else {
+      try {
+        meta = formatMetas(options.meta, options.to, timeout);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     return this.openRequest(event, toBuffer(data), meta, timeout, options.signal);
   }
@@ -608,14 +642,15 @@ export class Client implements Responder {
    * timeout). A failure to send is thrown by the first `next()`.
    */
   stream(event: string, data?: Data, options: StreamOptions = {}): ReplyStream {
-    const sid = this.nextSid();
-    const stream = new ReplyStream(this, sid, event);
+    let stream: ReplyStream | null = null;
     try {
       const timeout = ms(options.timeout, 0, 'timeout');
       const meta = formatMetas(options.meta, options.to, timeout);
-      this.write(Flag.Subscribe, sid, event, meta, toBuffer(data));
+      stream = new ReplyStream(this, this.write(Flag.Subscribe, event, meta, toBuffer(data)), event);
       this.track(stream, timeout, options.signal);
     } catch (error) {
+      // Refused before it was sent: it still gets a sid of its own.
+      stream ??= new ReplyStream(this, this.sids.advance(), event);
       stream.fail(error as SocketdError);
     }
     return stream;
@@ -711,12 +746,12 @@ export class Client implements Responder {
     if (link !== null) {
       links.push(link);
       if (!link.isClosed) {
-        link.connection.write(CLOSE);
+        link.writer.raw(CLOSE);
         if (link.connection.transport === 'udp') {
           // udp sends at once but closing the socket in the same tick could cancel the datagram.
           setImmediate(endLink, link);
         } else {
-          link.connection.end('client closed');
+          link.writer.end('client closed');
         }
       }
     }
@@ -743,7 +778,7 @@ export class Client implements Responder {
 
   private openLink(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const hs: Handshake = { sid: this.nextSid(), resolve, reject, timer: null, dial: null, link: null };
+      const hs: Handshake = { sid: this.sids.takeText(), resolve, reject, timer: null, dial: null, link: null };
       this.handshake = hs;
       hs.timer = setTimeout(handshakeOnTimeout, this._connectTimeout, this, hs);
       hs.dial = this.dialer(this.target, { tls: this.tlsOptions, maxDatagram: this.maxDatagram, maxPayload: this.limits.maxFrame });
@@ -753,11 +788,11 @@ export class Client implements Responder {
             connection.destroy('handshake abandoned');
             return;
           }
-          const link = new Link(this, connection, this.limits);
+          const link = new Link(this, connection, this.limits, this.sids, this.maxOutboundBytes, this.clock);
           hs.link = link;
           connection.start(link);
           const url = this.target.connectUrl;
-          connection.write(encodeFrame({ flag: Flag.Connect, sid: hs.sid, event: url, meta: this.connectMeta, data: url }));
+          link.writer.raw(encodeFrame({ flag: Flag.Connect, sid: hs.sid, event: url, meta: this.connectMeta, data: url }));
         },
         (error: SocketdError) => this._failHandshake(hs, error),
       );
@@ -780,7 +815,7 @@ export class Client implements Responder {
     this.link = hs.link;
     this.generation++;
     this.stateValue = 'open';
-    this.lastReceived = Date.now();
+    hs.link!.lastReceived = this.clock.now();
     if (this.heartbeatInterval > 0 && this.heartbeatTimer === null) {
       this.heartbeatTimer = setInterval(heartbeatTick, this.heartbeatInterval, this);
       unrefTimer(this.heartbeatTimer);
@@ -844,10 +879,10 @@ export class Client implements Responder {
     if (this.pressureTimer !== null) clearTimeout(this.pressureTimer);
     this.pressureTimer = null;
     this.pressuredValue = false;
-    this.needDrain = false;
     this.wakeDrainWaiters();
     if (this.handshake !== null) this._failHandshake(this.handshake, error);
     this.failPending(error);
+    this.deadlines.clear();
   }
 
   private stopHeartbeat(): void {
@@ -864,12 +899,13 @@ export class Client implements Responder {
     const link = this.link;
     if (link === null || this.stateValue !== 'open') return;
     // Every frame counts as a sign of life, the Pong to our last Ping included (udp has no other way to tell).
-    if (Date.now() - this.lastReceived > this.heartbeatInterval * 2.5) {
-      link.closeError = new SocketdError('connection_lost', `No frame from the broker for ${Date.now() - this.lastReceived} ms`);
+    const silent = this.clock.now() - link.lastReceived;
+    if (silent > this.heartbeatInterval * 2.5) {
+      link.closeError = new SocketdError('connection_lost', `No frame from the broker for ${Math.round(silent)} ms`);
       link.connection.destroy('heartbeat timeout');
       return;
     }
-    link.connection.write(PING);
+    link.writer.raw(PING);
   }
 
   // ----- internals: link events --------------------------------------------------------------------------
@@ -881,7 +917,6 @@ export class Client implements Responder {
       if (hs !== null && hs.link === link) this.handshakeFrame(hs, frame);
       return;
     }
-    this.lastReceived = Date.now();
     switch (frame.flag) {
       case Flag.Message:
       case Flag.Request:
@@ -890,12 +925,12 @@ export class Client implements Responder {
         return;
       case Flag.Reply:
       case Flag.ReplyEnd: {
-        const pending = this.pending.get(frame.sid);
+        const pending = this.pendingOf(frame);
         if (pending !== undefined && pending.onAnswer(frame)) this._forget(pending);
         return;
       }
       case Flag.Alarm: {
-        const pending = this.pending.get(frame.sid);
+        const pending = this.pendingOf(frame);
         if (pending === undefined) {
           this.events.emit('alarm', alarmError(frame));
           return;
@@ -905,7 +940,7 @@ export class Client implements Responder {
         return;
       }
       case Flag.Ping:
-        link.connection.write(PONG);
+        link.writer.raw(PONG);
         return;
       case Flag.Pressure:
         this.pressuredValue = true;
@@ -922,7 +957,7 @@ export class Client implements Responder {
           closeCode: code,
           reason,
         });
-        link.connection.end('broker sent Close');
+        link.writer.end('broker sent Close');
         return;
       }
       default:
@@ -968,7 +1003,6 @@ export class Client implements Responder {
   /** @internal */
   _linkOnDrain(link: Link): void {
     if (link !== this.link) return;
-    this.needDrain = false;
     this.wakeDrainWaiters();
   }
 
@@ -984,7 +1018,6 @@ export class Client implements Responder {
     if (link !== this.link) return;
     this.link = null;
     this.stopHeartbeat();
-    this.needDrain = false;
     this.wakeDrainWaiters();
     const error = link.closeError ?? new SocketdError('connection_lost', `Connection lost: ${detail}`);
     this.failPending(error);
@@ -1000,13 +1033,16 @@ export class Client implements Responder {
 
   // ----- internals: requests -----------------------------------------------------------------------------
 
-  private nextSid(): string {
-    // 16 random hex chars once, then a 16-hex counter: unique per client, 32 hex like the reference's.
-    return this.sidPrefix + (this.sidCount++).toString(16).padStart(16, '0');
+  /** @internal The text of the sid with this number. */
+  _sidText(id: number): string {
+    return this.sids.text(id);
   }
 
-  /** Encodes and writes one frame: head + the caller's data, no copy. Throws SocketdError. */
-  private write(flag: number, sid: string, event: string, meta: string, data: Buffer): void {
+  /**
+   * Encodes and queues one frame with the next sid; returns the sid's number. Small data is copied beside
+   * its head, larger data written as it is. Throws SocketdError.
+   */
+  private write(flag: number, event: string, meta: string, data: Buffer): number {
     const link = this.link;
     if (link === null || this.stateValue !== 'open') {
       if (this.stateValue === 'closed') throw new SocketdError('closed', 'The client was closed');
@@ -1015,30 +1051,36 @@ export class Client implements Responder {
     if (data.length > this.maxData) {
       throw new SocketdError('too_large', `Data of ${data.length} bytes exceeds maxData (${this.maxData})`, { event });
     }
-    const head = encodeHead(flag, sid, event, meta, data.length);
-    const size = head.length + data.length;
-    const connection = link.connection;
-    if (size > connection.maxOutboundFrame) {
-      throw new SocketdError('too_large', `Frame of ${size} bytes exceeds the ${connection.transport} limit (${connection.maxOutboundFrame})`, { event });
-    }
-    if (connection.bufferedBytes + size > this.maxOutboundBytes) {
-      throw new SocketdError('congested', `The connection already holds ${connection.bufferedBytes} unsent bytes (maxOutboundBytes ${this.maxOutboundBytes})`, { event });
-    }
-    if (!connection.write(head, data)) this.needDrain = true;
+    return link.writer.frame(flag, event, meta, data);
+  }
+
+  /** The request or stream a Reply, ReplyEnd or Alarm answers: its sid is one of ours, read as a number. */
+  private pendingOf(frame: Frame): Pending | undefined {
+    if (this.pending.size === 0) return undefined;
+    const raw = frame.raw;
+    const sidEnd = FRAME_PREFIX_BYTES + SID_BYTES;
+    // Our sids are 32 bytes without a zero, so the separator right after them is the first one.
+    if (raw.length < sidEnd + 2 || raw[sidEnd] !== 0x00 || raw[sidEnd + 1] !== 0x0a) return undefined;
+    const id = this.sids.parse(raw, FRAME_PREFIX_BYTES, sidEnd);
+    return id < 0 ? undefined : this.pending.get(id);
   }
 
   private openRequest(event: string, data: Buffer, meta: string, timeout: number, signal: AbortSignal | undefined): Promise<Reply> {
     if (signal?.aborted === true) return Promise.reject(new SocketdError('aborted', 'The request was aborted', { event }));
-    return new Promise<Reply>((resolve, reject) => {
-      const sid = this.nextSid();
-      try {
-        this.write(Flag.Request, sid, event, meta, data);
-      } catch (error) {
-        reject(error);
-        return;
-      }
-      this.track(new PendingRequest(this, sid, event, resolve, reject), timeout, signal);
-    });
+    const promise = new Promise<Reply>(captureSettlers);
+    const resolve = capturedResolve!;
+    const reject = capturedReject!;
+    capturedResolve = null;
+    capturedReject = null;
+    let id: number;
+    try {
+      id = this.write(Flag.Request, event, meta, data);
+    } catch (error) {
+      reject(error);
+      return promise;
+    }
+    this.track(new PendingRequest(this, id, event, resolve, reject), timeout, signal);
+    return promise;
   }
 
   /** A control Request (`$sub`, `$unsub`, `$presence`), acknowledged by ReplyEnd or refused by an Alarm. */
@@ -1057,8 +1099,8 @@ export class Client implements Responder {
   }
 
   private track(pending: Pending, timeout: number, signal: AbortSignal | undefined): void {
-    this.pending.set(pending.sid, pending);
-    if (timeout > 0) pending.timer = setTimeout(pendingOnTimeout, timeout, pending);
+    this.pending.set(pending.id, pending);
+    if (timeout > 0) this.deadlines.add(pending, timeout);
     if (signal !== undefined) {
       pending.signal = signal;
       pending.abortListener = () => {
@@ -1071,16 +1113,19 @@ export class Client implements Responder {
 
   /** @internal Forgets a request or stream: later answers are ignored. */
   _forget(pending: Pending): void {
-    if (this.pending.get(pending.sid) === pending) this.pending.delete(pending.sid);
-    if (pending.timer !== null) clearTimeout(pending.timer);
-    pending.timer = null;
-    if (pending.signal !== null && pending.abortListener !== null) pending.signal.removeEventListener('abort', pending.abortListener);
-    pending.signal = null;
-    pending.abortListener = null;
+    // Sids are never reused, so whatever the map holds under this number is this one.
+    this.pending.delete(pending.id);
+    this.deadlines.remove(pending);
+    if (pending.signal !== null) {
+      if (pending.abortListener !== null) pending.signal.removeEventListener('abort', pending.abortListener);
+      pending.signal = null;
+      pending.abortListener = null;
+    }
   }
 
-  /** @internal */
-  _expire(pending: Pending): void {
+  /** @internal DeadlineOwner: a request or stream timed out. */
+  deadlineExpired(entry: Timed): void {
+    const pending = entry as Pending;
     this._forget(pending);
     pending.fail(new SocketdError('timeout', `No answer to '${pending.event}' within the timeout`, { sid: pending.sid, event: pending.event }));
   }
@@ -1143,12 +1188,12 @@ export class Client implements Responder {
    * handles is answered with Alarm 4004 so the requester does not wait for its timeout.
    */
   private dispatch(frame: Frame): void {
-    const event = frame.event;
+    const event = this.eventNames.of(frame);
     if (event.charCodeAt(0) === 36 /* $ */) {
       this.presenceNotice(frame);
       return;
     }
-    const message = new IncomingMessage(this, frame, this.generation);
+    const message = new IncomingMessage(this, frame, this.generation, event);
     if (this.directHandler !== null && frame.meta('@') !== undefined) {
       this.invoke(this.directHandler, message);
       return;
@@ -1226,7 +1271,7 @@ export class Client implements Responder {
     if (message.generation !== this.generation) {
       throw new SocketdError('connection_lost', 'The connection this message arrived on is gone', { sid: message.sid, event: message.event });
     }
-    this.write(flag, message.sid, message.event, meta === undefined ? '' : formatMetas(meta, undefined, 0), toBuffer(data));
+    this.writeAnswer(flag, message, meta === undefined ? '' : formatMetas(meta, undefined, 0), toBuffer(data));
   }
 
   /** @internal Responder */
@@ -1234,12 +1279,27 @@ export class Client implements Responder {
     if (message.generation !== this.generation) {
       throw new SocketdError('connection_lost', 'The connection this message arrived on is gone', { sid: message.sid, event: message.event });
     }
-    this.write(Flag.Alarm, message.sid, message.event, `code=${code}`, Buffer.from(text, 'utf8'));
+    this.writeAnswer(Flag.Alarm, message, `code=${code}`, Buffer.from(text, 'utf8'));
+  }
+
+  /** Encodes and queues an answer to `message`, with its sid and event bytes as received. Throws SocketdError. */
+  private writeAnswer(flag: number, message: IncomingMessage, meta: string, data: Buffer): void {
+    const link = this.link;
+    if (link === null || this.stateValue !== 'open') {
+      if (this.stateValue === 'closed') throw new SocketdError('closed', 'The client was closed');
+      throw new SocketdError('connection_lost', 'Not connected to the broker (reconnecting)');
+    }
+    const event = message.event;
+    if (data.length > this.maxData) {
+      throw new SocketdError('too_large', `Data of ${data.length} bytes exceeds maxData (${this.maxData})`, { event });
+    }
+    const raw = message.frame.raw;
+    link.writer.answer(flag, raw, answerHeadEnd(raw), event, meta, data);
   }
 }
 
 function endLink(link: Link): void {
-  link.connection.end('client closed');
+  link.writer.end('client closed');
 }
 
 /**

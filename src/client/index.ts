@@ -6,6 +6,10 @@
  */
 import { connectWith, type Client, type ClientOptions } from './client.js';
 import { dial } from './dial.js';
+import { setDeferral } from './tick.js';
+
+// A tick's frames are handed to the transport once every promise continuation of the tick has run.
+setDeferral(process.nextTick);
 
 /**
  * Connects to the broker (tcp, tcps, udp, ws or wss) and resolves once the Connack arrived. Rejects with

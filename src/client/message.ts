@@ -95,8 +95,13 @@ export class IncomingMessage extends Received {
     private readonly responder: Responder,
     frame: Frame,
     /** @internal the client's connection generation the frame arrived on */ readonly generation: number,
+    /** @internal `frame.event`, already known to the client (EventNames) */ private readonly eventName: string,
   ) {
     super(frame);
+  }
+
+  override get event(): string {
+    return this.eventName;
   }
 
   /** The sid on this client's connection (for a Request/Subscribe: the broker's fresh sid, spec §5). */

@@ -426,6 +426,13 @@ describe('client: messaging', () => {
     try {
       assert.throws(() => udp.send('big', Buffer.alloc(3000)), (e: SocketdError) => e.code === 'too_large');
       await rejectsWith(udp.request('big', Buffer.alloc(3000)), 'too_large');
+      // A stream refused before it was sent fails from its first next(), and still has a sid of its own.
+      const refused = [udp.stream('big', Buffer.alloc(3000)), udp.stream('big', 'x', { timeout: -1 })];
+      await rejectsWith(refused[0]!.next(), 'too_large');
+      await rejectsWith(refused[1]!.next(), 'invalid_argument');
+      assert.equal(new Set(refused.map((r) => r.sid)).size, 2);
+      for (const r of refused) assert.match(r.sid, /^[0-9a-f]{32}$/);
+      assert.equal(udp.pendingCount, 0);
       assert.throws(() => tcp.send('big', Buffer.alloc(1001)), (e: SocketdError) => e.code === 'too_large');
       tcp.send('ok', Buffer.alloc(1000));
       tcp.send('ok', Buffer.alloc(1000));
