@@ -513,7 +513,7 @@ async function main(): Promise<void> {
     warmUp: WARM_UP,
     payloadBytes: PAYLOAD,
     systems: {},
-    notes: process.env['BENCH_PRESSURE_HOLD'] ? [`BENCH_PRESSURE_HOLD=${process.env['BENCH_PRESSURE_HOLD']}: our SDK's pressureHold set to that many ms (default 250)`] : [],
+    notes: process.env['BENCH_PRESSURE_HOLD'] ? [`BENCH_PRESSURE_HOLD=${process.env['BENCH_PRESSURE_HOLD']}: our SDK's pressureHold set to that many ms (default 10)`] : [],
     results: [],
     seconds: 0,
   };

@@ -62,7 +62,7 @@ class SocketdClient implements BenchClient {
 
 export async function connectSocketd(target: Target): Promise<BenchClient> {
   const scheme = target.system === 'socketd-ws' ? 'sd:ws' : 'sd:tcp';
-  // BENCH_PRESSURE_HOLD (ms) overrides the SDK's pressureHold (default 250), for diagnosis (bench/README.md).
+  // BENCH_PRESSURE_HOLD (ms) overrides the SDK's pressureHold (default 10), for diagnosis (bench/README.md).
   const hold = process.env['BENCH_PRESSURE_HOLD'];
   const client = await connect(`${scheme}://${target.host}:${target.port}/`, {
     reconnect: false,
