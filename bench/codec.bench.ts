@@ -124,7 +124,7 @@ const section = `## Codec
 \`bench/codec.bench.ts\` (\`npm run bench:codec\`): the frame codec of src/protocol/codec.ts on Message frames with a
 32-hex sid, a 17-byte event, a 9-byte meta and 128 B or 16 KiB of data. MB/s counts whole frame bytes (10^6 B).
 Decoding includes reading each frame's event string (the Frame class decodes sid, event and meta lazily; the
-router needs the event). Decode "whole" feeds a FrameDecoder 64 KiB reads cut at frame boundaries (frames are views, no copy); "chunked"
+router needs the event). Decode "whole" feeds a FrameDecoder 64 KiB reads cut at frame boundaries (frames refer to the read by offset: no copy, no view per frame); "chunked"
 feeds 1,000 B pieces, so most frames straddle reads and are reassembled with one copy. encodeHead and
 encodeReheaded write only a head (the data is not touched), so only frames/s is given for them. Rates are per CPU
 second of the process (${SECONDS} s per case after a warm-up).
