@@ -61,6 +61,22 @@ function rawSocket(ws: WebSocket): net.Socket {
 }
 
 /** A WsListener and a raw ws client connected to it; both are torn down when the test ends, passed or not. */
+/** A plain ws server on port 0 and a raw ws client connected to it (the client-side tests wrap `raw`). */
+async function clientPair(t: TestContext, serverOptions: { maxPayload?: number } = {}) {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, ...serverOptions });
+  await once(server, 'listening');
+  t.after(() => {
+    for (const peer of server.clients) peer.terminate();
+    server.close();
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  const serverSide = once(server, 'connection') as Promise<[WebSocket]>;
+  const raw = new WebSocket(`ws://127.0.0.1:${port}/`);
+  await once(raw, 'open');
+  const [peer] = await serverSide;
+  return { port, raw, peer };
+}
+
 async function serverPair(t: TestContext, maxPayload = 1024 * 1024) {
   const accepted: { connection: Connection; handler: RecordingHandler }[] = [];
   const listener = new WsListener({ host: '127.0.0.1', port: 0, maxPayload }, (connection) => {
@@ -213,17 +229,7 @@ test('ws framing: an oversize message closes with 1009 and an unmasked one with 
 });
 
 test('ws framing: the client side masks what it writes and cuts unmasked frames from the server', async (t) => {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 1 << 20 });
-  await once(server, 'listening');
-  t.after(() => {
-    for (const peer of server.clients) peer.terminate();
-    server.close();
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  const serverSide = once(server, 'connection') as Promise<[WebSocket]>;
-  const raw = new WebSocket(`ws://127.0.0.1:${port}/`);
-  await once(raw, 'open');
-  const [peer] = await serverSide;
+  const { port, raw, peer } = await clientPair(t, { maxPayload: 1 << 20 });
   const atServer: Buffer[] = [];
   peer.on('message', (data: Buffer) => atServer.push(data));
   const client = new WsConnection(raw, { transport: 'ws', remoteAddress: '127.0.0.1', remotePort: port });
@@ -268,17 +274,7 @@ test('ws framing: frames still buffered in a paused socket when it closes are de
 });
 
 test('ws framing: where ws keeps reading by itself (its listener not found), frames still precede its close frame', async (t) => {
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await once(server, 'listening');
-  t.after(() => {
-    for (const peer of server.clients) peer.terminate();
-    server.close();
-  });
-  const port = (server.address() as net.AddressInfo).port;
-  const serverSide = once(server, 'connection') as Promise<[WebSocket]>;
-  const raw = new WebSocket(`ws://127.0.0.1:${port}/`);
-  await once(raw, 'open');
-  const [peer] = await serverSide;
+  const { port, raw, peer } = await clientPair(t);
   const atServer: string[] = [];
   peer.on('message', (data: Buffer) => atServer.push(data.toString()));
   const peerClosed = once(peer, 'close');
