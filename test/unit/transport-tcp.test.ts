@@ -163,6 +163,33 @@ test('tcp: adjacent ranges of one chunk are merged and written without a copy; o
   await server.listener.close();
 });
 
+test('tcp: tick after tick, long and short, the reused pending arrays keep every byte in order', async () => {
+  const server = await startListener();
+  const raw = await dial(server.port);
+  const client = new TcpConnection(raw, { transport: 'tcp' });
+  client.start(new RecordingHandler());
+  const { handler } = await server.next();
+  const expected: Buffer[] = [];
+  // 2,000 entries (more than the kept array's 1,024), then a few, then many again: the long array is dropped,
+  // the short ones swap back and forth.
+  for (const [tick, entries] of [2000, 3, 1, 700, 2, 1500, 5].entries()) {
+    for (let i = 0; i < entries; i++) {
+      const f = frame(40, `tick ${tick} entry ${i}`);
+      if (i % 3 === 0) client.write(f);
+      else if (i % 3 === 1) client.write(f.subarray(0, 8), f.subarray(8));
+      else client.writeRange(Buffer.concat([Buffer.from('xx'), f]), 2, 2 + f.length);
+      expected.push(f);
+    }
+    await delay(1);
+  }
+  const all = Buffer.concat(expected);
+  await waitFor(() => handler.bytes.length === all.length, 'every tick', 10_000);
+  assert.deepEqual(handler.bytes, all);
+  client.destroy('test done');
+  await handler.closed;
+  await server.listener.close();
+});
+
 test('tcp: write returns false above the high-water mark and drain follows once the peer reads', async () => {
   const highWaterMark = 64 * 1024;
   const server = await startListener({ highWaterMark });
