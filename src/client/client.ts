@@ -1057,11 +1057,13 @@ export class Client implements Responder, DeadlineOwner {
   /** The request or stream a Reply, ReplyEnd or Alarm answers: its sid is one of ours, read as a number. */
   private pendingOf(frame: Frame): Pending | undefined {
     if (this.pending.size === 0) return undefined;
-    const raw = frame.raw;
-    const sidEnd = FRAME_PREFIX_BYTES + SID_BYTES;
+    // Read in the frame's source at its offset (its header is always there): no view of the frame is made.
+    const source = frame.source;
+    const base = frame.start;
+    const sidEnd = base + FRAME_PREFIX_BYTES + SID_BYTES;
     // Our sids are 32 bytes without a zero, so the separator right after them is the first one.
-    if (raw.length < sidEnd + 2 || raw[sidEnd] !== 0x00 || raw[sidEnd + 1] !== 0x0a) return undefined;
-    const id = this.sids.parse(raw, FRAME_PREFIX_BYTES, sidEnd);
+    if (frame.size < FRAME_PREFIX_BYTES + SID_BYTES + 2 || source[sidEnd] !== 0x00 || source[sidEnd + 1] !== 0x0a) return undefined;
+    const id = this.sids.parse(source, base + FRAME_PREFIX_BYTES, sidEnd);
     return id < 0 ? undefined : this.pending.get(id);
   }
 
