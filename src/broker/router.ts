@@ -93,7 +93,7 @@ export class Router {
       multi = at.mode === AtMode.All || at.mode === AtMode.Everyone;
     }
     // A fragmented frame needs a route for its later fragments: refuse it before fragment 1 goes anywhere.
-    if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1 && sender.fragments.size >= this.settings.maxFragmentRoutesPerSession) {
+    if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1 && sender.fragmentCount >= this.settings.maxFragmentRoutesPerSession) {
       sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
         `Too many fragmented frames in flight (limit ${this.settings.maxFragmentRoutesPerSession})`);
       return;
@@ -235,11 +235,11 @@ export class Router {
       BrokerStats.inc(this.stats.dropped, 'stream_closed');
       return;
     }
-    const live = route.targets.filter(isOpen);
-    if (route.stream === null && this.settings.forwardMessageBytes) this.fanOutRange(sender, frame, live);
+    // Targets that closed since fragment 1 answer Delivery.Closed: nothing is written to them.
+    if (route.stream === null && this.settings.forwardMessageBytes) this.fanOutRange(sender, frame, route.targets);
     else {
       const kind = route.stream === null ? OutboundKind.Message : OutboundKind.Stream;
-      this.fanOut(sender, frame, live, encodeReheaded(frame, frame.flag, route.outSid), bodyAfterSid(frame), kind);
+      this.fanOut(sender, frame, route.targets, encodeReheaded(frame, frame.flag, route.outSid), bodyAfterSid(frame), kind);
     }
   }
 
@@ -259,6 +259,7 @@ export class Router {
 
   /** Drops a leaving session's fragment routes and their deadlines. */
   releaseFragments(session: Session): void {
+    if (session.fragmentCount === 0) return;
     for (const route of session.fragments.values()) this.wheel.cancel(route);
     session.fragments.clear();
   }
@@ -266,8 +267,4 @@ export class Router {
   private freshMessageSid(): string {
     return `m${(this.messageSids++).toString(36)}`;
   }
-}
-
-function isOpen(session: Session): boolean {
-  return !session.closed;
 }

@@ -120,6 +120,20 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return (this.fragmentsMap ??= new Map());
   }
 
+  // Counts that do not make the maps: for the close paths and the admin API, which visit every session.
+
+  get legCount(): number {
+    return this.legsMap?.size ?? 0;
+  }
+
+  get streamCount(): number {
+    return this.streamsMap?.size ?? 0;
+  }
+
+  get fragmentCount(): number {
+    return this.fragmentsMap?.size ?? 0;
+  }
+
   get transport(): string {
     return this.connection.transport;
   }

@@ -130,12 +130,14 @@ export class StreamTable {
 
   /** The requester left: forget its streams; replies still on their way are dropped as late. */
   requesterGone(requester: Session): void {
+    if (requester.streamCount === 0) return;
     for (const stream of requester.streams.values()) this.finish(stream, false);
     requester.streams.clear();
   }
 
   /** A responder left: its open streams fail at once with 5003 (scatter-gather: its leg just ends). */
   responderGone(responder: Session): void {
+    if (responder.legCount === 0) return;
     for (const stream of responder.legs.values()) {
       if (stream.closed) continue;
       if (stream.responders.length > 1) {

@@ -135,7 +135,7 @@ export class BrokerHttpServer {
           state: s.state === 1 ? 'open' : 'handshake',
           since: new Date(s.createdAt).toISOString(), lastSeen: new Date(s.lastSeen).toISOString(),
           queuedBytes: s.outbound.queuedBytes, readingPaused: s.readingPaused,
-          streamsOpen: s.streams.size, streamsAnswering: s.legs.size,
+          streamsOpen: s.streamCount, streamsAnswering: s.legCount,
           subscriptions: events.subscriptionsOf(s).length,
         })),
       });

@@ -208,6 +208,38 @@ test('/healthz and /readyz answer 200 while running; unknown paths 404; POST 405
   }
 });
 
+test('idle sessions make no stream maps: not for /connz, not when they close (memory per connection, bench S4)', async () => {
+  const server = await startTestBroker();
+  const p = ports(server);
+  const idle = await RawClient.connect('tcp', p.tcp, { name: 'idle' });
+  const busy = await RawClient.connect('tcp', p.tcp, { name: 'busy' });
+  type Maps = { legsMap: unknown; streamsMap: unknown; fragmentsMap: unknown };
+  const maps = (name: string): Maps => [...server.broker.allSessions()].find((s) => s.name === name) as unknown as Maps;
+  try {
+    const idleSession = maps('idle');
+    // A request from busy to idle gives both of them a map; nothing else does.
+    const sid = busy.send({ flag: Flag.Request, event: 'q', meta: '@=idle' });
+    const req = await idle.nextFlag(Flag.Request, WAIT_MS);
+    idle.send({ flag: Flag.ReplyEnd, sid: req.sid, event: 'q', data: 'a' });
+    await busy.nextFor(sid, WAIT_MS);
+    const connz = await getJson(server, '/connz');
+    const rows = connz.body.connections as { name: string; streamsOpen: number; streamsAnswering: number }[];
+    assert.deepEqual(rows.map((r) => [r.name, r.streamsOpen, r.streamsAnswering]).sort(), [['busy', 0, 0], ['idle', 0, 0]]);
+    const third = await RawClient.connect('tcp', p.tcp, { name: 'third' });
+    const thirdSession = maps('third');
+    await getJson(server, '/connz');
+    third.close();
+    await eventually(() => server.broker.sessionCount === 2, WAIT_MS, 'third gone');
+    assert.deepEqual([thirdSession.legsMap, thirdSession.streamsMap, thirdSession.fragmentsMap], [null, null, null], 'never made');
+    assert.notEqual(idleSession.legsMap, null, 'the responder got its map when it was given a stream');
+    assert.equal(idleSession.streamsMap, null);
+  } finally {
+    idle.close();
+    busy.close();
+    await server.close();
+  }
+});
+
 test('/connz lists sessions with name and transport, paged; /subsz after $sub; /namez', { timeout: 60_000 }, async () => {
   const server = await startTestBroker();
   const p = ports(server);
