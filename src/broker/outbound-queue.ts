@@ -61,7 +61,11 @@ export class OutboundQueue {
     const size = end - start;
     const verdict = this.admit(size, kind);
     if (verdict !== Delivery.Queued) return verdict;
-    this.accepted(this.connection.writeRange(source, start, end), source[start + 7], size);
+    const connection = this.connection;
+    const belowHighWater = connection.writeRange !== undefined
+      ? connection.writeRange(source, start, end)
+      : connection.write(source.subarray(start, end));
+    this.accepted(belowHighWater, source[start + 7], size);
     return Delivery.Queued;
   }
 
@@ -69,7 +73,11 @@ export class OutboundQueue {
   pushParts(parts: readonly Buffer[], size: number, kind: OutboundKind): Delivery {
     const verdict = this.admit(size, kind);
     if (verdict !== Delivery.Queued) return verdict;
-    this.accepted(this.connection.writeParts(parts, size), parts[0]![7]!, size);
+    const connection = this.connection;
+    // A message transport carries a frame as one message: the parts are joined (only frames of 64 KiB and
+    // more arrive in parts).
+    const belowHighWater = connection.writeParts !== undefined ? connection.writeParts(parts, size) : connection.write(Buffer.concat(parts, size));
+    this.accepted(belowHighWater, parts[0]![7]!, size);
     return Delivery.Queued;
   }
 

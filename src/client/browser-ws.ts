@@ -126,16 +126,6 @@ export class BrowserWsConnection implements Connection {
     if (this.isClosed) queueMicrotask(() => this.handler?.connectionOnClose(this.closeCode, this.closeDetail));
   }
 
-  /** A message transport sends each frame as its own message: the range is just a view. */
-  writeRange(source: Buffer, start: number, end: number): boolean {
-    return this.write(source.subarray(start, end));
-  }
-
-  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
-  writeParts(parts: readonly Buffer[], size: number): boolean {
-    return this.write(Buffer.concat(parts, size));
-  }
-
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.localReason !== null || this.ws.readyState !== OPEN) return true;
     if (body === undefined || body.length === 0) {

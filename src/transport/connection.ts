@@ -61,19 +61,19 @@ export interface Connection {
   write(head: Buffer, body?: Buffer): boolean;
 
   /**
-   * Queues one whole frame held in `source[start, end)`: a received frame forwarded untouched (principle 7).
-   * Same contract as write(). A stream transport merges it with the previous range when that one is of the
-   * same `source` and ends at `start`, so a run of frames read in one chunk and forwarded to one target
-   * goes out as one slice of that chunk, without a copy (tcp).
+   * Optional: queues one whole frame held in `source[start, end)`, a received frame forwarded untouched
+   * (principle 7). Same contract as write(). The tcp adapter merges it with the previous range when that one
+   * is of the same `source` and ends at `start`, so a run of frames read in one chunk and forwarded to one
+   * target goes out as one slice of that chunk, without a copy. Without it, the broker writes a view.
    */
-  writeRange(source: Buffer, start: number, end: number): boolean;
+  writeRange?(source: Buffer, start: number, end: number): boolean;
 
   /**
-   * Queues one whole frame of `size` bytes given as consecutive parts: a large frame received in several
-   * chunks and forwarded untouched (Frame.parts). Same contract as write(). A stream transport writes the
-   * parts as they are; a message transport joins them into its one message.
+   * Optional: queues one whole frame of `size` bytes given as consecutive parts, a large frame received in
+   * several chunks and forwarded untouched (Frame.parts). Same contract as write(). Without it (message
+   * transports, one message per frame), the broker joins the parts and writes them.
    */
-  writeParts(parts: readonly Buffer[], size: number): boolean;
+  writeParts?(parts: readonly Buffer[], size: number): boolean;
 
   /** Stops reading from the peer (backpressure, spec §7); resume() undoes it. Idempotent. */
   pause(): void;

@@ -56,16 +56,6 @@ class MemoryConnection implements Connection {
     else this.peer.scheduleFlush();
   }
 
-  /** Ranges are written as views (the pair is for tests; no merging needed). */
-  writeRange(source: Buffer, start: number, end: number): boolean {
-    return this.write(source.subarray(start, end));
-  }
-
-  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
-  writeParts(parts: readonly Buffer[], size: number): boolean {
-    return this.write(Buffer.concat(parts, size));
-  }
-
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ending) return true;
     if (this.framing === 'message') {

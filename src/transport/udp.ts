@@ -71,16 +71,6 @@ abstract class DatagramConnection implements Connection {
   }
 
   /** Sends one datagram; a frame above the datagram limit is refused (not sent) and counted. Never false. */
-  /** A message transport sends each frame as its own message: the range is just a view. */
-  writeRange(source: Buffer, start: number, end: number): boolean {
-    return this.write(source.subarray(start, end));
-  }
-
-  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
-  writeParts(parts: readonly Buffer[], size: number): boolean {
-    return this.write(Buffer.concat(parts, size));
-  }
-
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed) return true;
     const size = body === undefined ? head.length : head.length + body.length;

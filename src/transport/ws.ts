@@ -338,16 +338,6 @@ export class WsConnection implements Connection {
     if (!this.userPaused) this.ws.resume();
   }
 
-  /** A message transport sends each frame as its own message: the range is just a view. */
-  writeRange(source: Buffer, start: number, end: number): boolean {
-    return this.write(source.subarray(start, end));
-  }
-
-  /** One message per frame: the parts are joined (a copy; only frames above 64 KiB arrive in parts). */
-  writeParts(parts: readonly Buffer[], size: number): boolean {
-    return this.write(Buffer.concat(parts, size));
-  }
-
   /** Returns true when closed or closing: nothing is queued then and no drain follows. */
   write(head: Buffer, body?: Buffer): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;

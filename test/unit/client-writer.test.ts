@@ -35,12 +35,6 @@ class RecordingConnection implements Connection {
     this.writes.push({ head, body });
     return !this.full;
   }
-  writeRange(source: Buffer, start: number, end: number): boolean {
-    return this.write(source.subarray(start, end));
-  }
-  writeParts(parts: readonly Buffer[], size: number): boolean {
-    return this.write(Buffer.concat(parts, size));
-  }
   pause(): void {}
   resume(): void {}
   end(reason: string): void {
