@@ -133,8 +133,8 @@ export class EventRouter implements EventRouting, SessionObserver {
   }
 
   /**
-   * The frame's event when `sender` may publish to it, remembered for the sender's next frame while the match
-   * cache is on; null after answering the frame itself (control events, refusals).
+   * The frame's event when `sender` may publish to it, remembered for the sender's next frames (match cache
+   * on) once it came twice in a row; null after answering the frame itself (control events, refusals).
    */
   private checkedEvent(sender: Session, frame: Frame): string | null {
     const event = frame.event;
@@ -157,10 +157,13 @@ export class EventRouter implements EventRouting, SessionObserver {
       sender.sendAlarm(frame.sid, event, frame.metaString, AlarmCode.Forbidden, `User '${permissions.user}' may not publish to '${event}'`);
       return null;
     }
-    if (this.options.matchCacheSize > 0) {
+    // Remembered only when it repeats: a sender cycling through many events would otherwise pay a copy and
+    // an object on every frame for a cache that never hits.
+    if (this.options.matchCacheSize > 0 && sender.lastChecked === event) {
       const bytes = frame.eventBytes();
       if (bytes.length <= MAX_REMEMBERED_EVENT_BYTES) sender.lastPublished = new PublishedEvent(event, Buffer.from(bytes));
     }
+    sender.lastChecked = event;
     return event;
   }
 

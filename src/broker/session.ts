@@ -53,6 +53,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
    * then or with the cache off. Belongs to the event router.
    */
   lastPublished: PublishedEvent | null = null;
+  /** The last event checked for this session (EventRouter): an event is remembered once it repeats. */
+  lastChecked = '';
 
   // The three maps below are made on first use: most sessions never open, answer or fragment a stream, and
   // an empty Map is about 100 B per idle connection (bench S4).

@@ -150,6 +150,22 @@ describe("publish checks with the sender's last-event cache (fastPaths.matchCach
           assert.equal(alarm.meta('code'), expect, `frame ${i} (${event})`);
           assert.equal(alarm.event, event);
         }
+        // Remembered only with the cache on, and only an event accepted twice in a row (refused frames in
+        // between do not count): 'orders.internal', accepted before and after the refused 'orders.internal.x'.
+        const session = [...server.broker.allSessions()].find((s) => s.permissions.user === 'orders')!;
+        assert.equal(session.lastPublished?.event, fastPaths === cases[0]![1] ? 'orders.internal' : undefined);
+        const adminSession = [...server.broker.allSessions()].find((s) => s.permissions.user === 'admin')!;
+        admin.send({ flag: Flag.Message, event: 'orders.once', data: '1' });
+        admin.send({ flag: Flag.Message, event: 'orders.other', data: '2' });
+        await eventually(() => adminSession.lastChecked === 'orders.other', 5000, 'both checked');
+        assert.equal(adminSession.lastPublished, null, 'events that did not repeat are not remembered');
+        admin.send({ flag: Flag.Message, event: 'orders.other', data: '3' });
+        if (fastPaths === cases[0]![1]) {
+          await eventually(() => adminSession.lastPublished?.event === 'orders.other', 5000, 'the repeat remembered');
+        } else {
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          assert.equal(adminSession.lastPublished, null, 'never, with the cache off');
+        }
         // A control event after a remembered one is still a control event.
         const sub = orders.send({ flag: Flag.Request, event: '$sub', meta: 'event=orders.x.>' });
         assert.equal((await orders.nextFor(sub)).flag, Flag.ReplyEnd);
