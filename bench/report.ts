@@ -189,7 +189,7 @@ export function renderRun(run: RunRecord, scenarios: { id: string; title: string
   for (const note of run.notes ?? []) out.push(`- **Note**: ${note}`);
   out.push(`- Payloads ${run.payloadBytes} B unless noted. Broker CPU = utime + stime of the server process (/proc/PID/stat, CLK_TCK 100) from the start signal to the last delivery; peak RSS = its VmHWM.`);
   out.push(run.warmUp
-    ? `- S1, S2 and S3 first run a quarter-size pass of the same traffic against the same server process (fresh client processes for the measured pass), for every system: the figures are those of a server past its first traffic. The columns "same, first traffic" give the server's CPU in that first pass (JIT warm-up of a Node server included).`
+    ? `- S1, S2 and S3 first run two quarter-size passes of the same traffic against the same server process, each with client processes of its own (and fresh ones for the measured pass), for every system: the figures are those of a server past its first traffic and its first reconnects. The columns "same, first traffic" give the server's CPU in the first of those passes (JIT warm-up of a Node server included).`
     : `- No warm-up pass (\`--no-warmup\`): every figure includes the server's first traffic after it started.`);
   out.push('');
   out.push('| system | server | driven by | status |');

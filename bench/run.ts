@@ -60,8 +60,8 @@ export interface ScenarioRecord {
   server: { cpuMs: number; peakRssBytes: number; rssStartBytes: number; rssEndBytes: number };
   roles: Record<string, RoleResult[]>;
   seconds: number;
-  /** The warm-up pass before the measured one: its figures and what it cost the server. */
-  warmUp?: { figures: Figures; serverCpuMs: number; seconds: number; status: string; error?: string };
+  /** The warm-up before the measured pass: its first pass's figures, and what all its passes cost the server. */
+  warmUp?: { figures: Figures; passes: number; serverCpuMs: number; seconds: number; status: string; error?: string };
 }
 
 export interface RunRecord {
@@ -117,6 +117,15 @@ interface Scenario {
  * `--no-warmup` measures from a cold server instead.
  */
 const WARM_UP = arg('no-warmup') === undefined;
+/**
+ * Two warm-up passes, each with client processes of its own: when a Node server's first clients have left
+ * and new ones connect, V8 drops the optimized code it built on the objects and paths it had seen (`--trace-deopt`:
+ * "wrong map" in the codec and the tcp adapter, "insufficient type feedback" in the router and stream table),
+ * and the next ~20k round trips pay for running it unoptimized and compiling it again (S3P broker CPU
+ * 11-15 µs per round trip in the pass after the first reconnect, 5-8 µs in the passes after that; measured
+ * 2026-12-02 with fresh clients per pass). A broker that runs for days has seen clients come and go.
+ */
+const WARM_UP_PASSES = 2;
 const warmCounts = (counts: Counts): Counts => ({
   ...counts,
   s1: Math.ceil(counts.s1 / 4),
@@ -454,32 +463,46 @@ async function runScenario(system: SystemName, scenario: Scenario): Promise<Scen
   return record;
 }
 
-/** Runs the scenario's warm-up pass, then stops and removes its roles (see Scenario.warmUp). */
+/**
+ * Runs the scenario's warm-up (see WARM_UP): WARM_UP_PASSES passes, each with role processes of its own
+ * that are stopped and removed before the next, so the server has also seen clients leave. Records the
+ * first pass's figures (the server's first traffic) and what all passes cost the server.
+ */
 async function warmUp(ctx: Ctx, scenario: Scenario, record: ScenarioRecord, limit: number): Promise<void> {
-  const scratch: ScenarioRecord = { ...record, figures: {}, roles: {}, status: 'ok' };
   const cpu0 = ctx.cpu();
   const started = now();
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      scenario.run(ctx, scratch, scenario.warmUp!(COUNTS)),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(`warm-up: no result within ${limit / 1000} s`)), limit))),
-    ]);
-  } catch (error) {
-    scratch.status = error instanceof TimeoutError ? 'timeout' : 'failed';
-    scratch.error = error instanceof Error ? error.message : String(error);
-  } finally {
-    clearTimeout(timer);
+  let first: ScenarioRecord | undefined;
+  for (let pass = 0; pass < WARM_UP_PASSES; pass++) {
+    const scratch: ScenarioRecord = { ...record, figures: {}, roles: {}, status: 'ok' };
+    first ??= scratch;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        scenario.run(ctx, scratch, scenario.warmUp!(COUNTS)),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new TimeoutError(`warm-up: no result within ${limit / 1000} s`)), limit))),
+      ]);
+    } catch (error) {
+      scratch.status = error instanceof TimeoutError ? 'timeout' : 'failed';
+      scratch.error = error instanceof Error ? error.message : String(error);
+    } finally {
+      clearTimeout(timer);
+    }
+    const roles = ctx.roles.splice(0);
+    for (const role of roles) role.send('stop');
+    await Promise.race([Promise.all(roles.map((r) => r.result.catch(() => {}))), sleep(3000)]);
+    for (const role of roles) role.kill();
+    if (scratch.status !== 'ok') {
+      first = scratch;
+      break;
+    }
+    await sleep(200);
   }
-  const roles = ctx.roles.splice(0);
-  for (const role of roles) role.send('stop');
-  await Promise.race([Promise.all(roles.map((r) => r.result.catch(() => {}))), sleep(3000)]);
-  for (const role of roles) role.kill();
-  record.warmUp = { figures: scratch.figures, serverCpuMs: ctx.cpu() - cpu0, seconds: (now() - started) / 1000, status: scratch.status };
-  if (scratch.error !== undefined) record.warmUp.error = scratch.error;
+  record.warmUp = {
+    figures: first!.figures, passes: WARM_UP_PASSES, serverCpuMs: ctx.cpu() - cpu0, seconds: (now() - started) / 1000, status: first!.status,
+  };
+  if (first!.error !== undefined) record.warmUp.error = first!.error;
   // A failed warm-up fails the scenario: the measured pass would not be on a warm server.
-  if (scratch.status !== 'ok') throw new Error(`warm-up ${scratch.status}: ${scratch.error ?? ''}`);
-  await sleep(200);
+  if (first!.status !== 'ok') throw new Error(`warm-up ${first!.status}: ${first!.error ?? ''}`);
 }
 
 function machine(): RunRecord['machine'] {
