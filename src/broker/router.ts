@@ -13,6 +13,7 @@ import type { Frame } from '../protocol/frame.js';
 import { AtMode, parseAt, type AtAddress } from './at-address.js';
 import { rendezvousPick } from './rendezvous.js';
 import { FragmentRoute } from './fragment-route.js';
+import { emptyScratch } from './scratch-list.js';
 import { Delivery, OutboundKind } from './outbound-queue.js';
 import { RouteMeta, readRouteMeta } from './route-meta.js';
 import type { SessionRegistry } from './session-registry.js';
@@ -59,7 +60,7 @@ export class Router {
       return;
     }
     const targets = this.targets;
-    targets.length = 0;
+    emptyScratch(targets);
     let multi = false;
     if (meta.at === undefined) {
       if (!this.events.resolve(sender, frame, targets)) return;

@@ -8,6 +8,7 @@
  * Matches are cached per event in a bounded map that every change clears (a fast path that can be switched
  * off with cacheSize 0, principle 8). Generic over the subscriber type so it is testable on its own.
  */
+import { emptyScratch } from './scratch-list.js';
 
 export interface Subscription<T> {
   readonly subscriber: T;
@@ -142,10 +143,10 @@ export class SubscriptionIndex<T> {
       if (hit !== undefined) return hit;
     }
     const found = this.found;
-    found.length = 0;
+    emptyScratch(found);
     collect(this.root, event, 0, found);
     const result = found.length === 0 ? (EMPTY_RESULT as MatchResult<T>) : summarize(found);
-    found.length = 0;
+    emptyScratch(found);
     if (this.cacheSize > 0) {
       // Full: start over. (Evicting the oldest entry via cache.keys().next() costs O(deleted slots) per miss in
       // V8, which made a miss-heavy stream several times slower with the cache on than off.)

@@ -49,8 +49,12 @@ class HeaderScanner {
   /** Frame offset of the next byte to scan. */
   pos = FRAME_PREFIX_BYTES;
   prevZero = false;
-  /** Frame offsets of the separators that end sid, event and meta. */
-  readonly ends = [0, 0, 0];
+  /**
+   * Frame offsets of the separators that end sid, event and meta. A typed array: a plain `[0, 0, 0]` could
+   * change elements kind while a connection lives, and the next connection's scanner then deoptimized the
+   * decoder's optimized code ("wrong map", seen when the bench's second set of clients connected).
+   */
+  readonly ends = new Int32Array(3);
   error: FrameError | null = null;
 
   constructor(private readonly limits: FrameLimits) {}
@@ -171,7 +175,7 @@ function checkFlag(flag: number, len: number): FrameError | null {
 }
 
 /** Builds the Frame for a complete, scanned frame held in `buf[start, start + len)`. */
-function buildFrame(buf: Buffer, start: number, len: number, flag: number, ends: readonly number[]): Frame {
+function buildFrame(buf: Buffer, start: number, len: number, flag: number, ends: Int32Array): Frame {
   return new Frame(flag, buf, start, len, ends[0], ends[1], ends[2]);
 }
 

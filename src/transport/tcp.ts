@@ -44,6 +44,20 @@ export function classifySocketError(error: Error): TransportCloseCode {
   return code !== undefined && RESET_CODES.has(code) ? 'reset' : 'error';
 }
 
+/**
+ * An empty pending array already in the elements kind it will hold (buffers and numbers). A fresh `[]` starts
+ * as small integers and changes kind on its first buffer; optimized code built while earlier connections'
+ * arrays had long changed was thrown away when a new connection's did ("wrong map" in append, seen with
+ * --trace-deopt when the bench's second set of clients connected).
+ */
+function newPending(): (Buffer | number)[] {
+  const pending: (Buffer | number)[] = [EMPTY, 0, 0];
+  pending.length = 0;
+  return pending;
+}
+
+const EMPTY = Buffer.alloc(0);
+
 export interface TcpConnectionOptions {
   transport: 'tcp' | 'tcps';
   /** Bytes above which write() returns false (default 1 MiB). */
@@ -73,7 +87,7 @@ export class TcpConnection implements Connection {
    * three) per connection, for memory per idle connection (bench S4). Adjacent ranges of one source are
    * merged on the way in, so a run of forwarded frames is one entry.
    */
-  private pending: (Buffer | number)[] = [];
+  private pending: (Buffer | number)[] = newPending();
   /** Slots of `pending` in use (3 per entry). The array is reused from flush to flush (see flush). */
   private pendingSlots = 0;
   /** The other array of the pair `flush` swaps with `pending`; null until the first flush. */
@@ -210,7 +224,7 @@ export class TcpConnection implements Connection {
   }
 
   private dropPending(): void {
-    this.pending = [];
+    this.pending = newPending();
     this.pendingSlots = 0;
     this.spare = null;
     this.pendingBytes = 0;
@@ -226,7 +240,7 @@ export class TcpConnection implements Connection {
     // The arrays are swapped, not dropped: a new array per flush, grown again entry by entry, was the
     // adapter's largest allocation per request (bench S3 allocation profile). Writes made while this one
     // runs go to the other array.
-    this.pending = this.spare ?? [];
+    this.pending = this.spare ?? newPending();
     this.spare = null;
     this.pendingSlots = 0;
     this.pendingBytes = 0;
