@@ -15,6 +15,7 @@ import { SessionRegistry } from './session-registry.js';
 import type { BrokerSettings } from './settings.js';
 import { BrokerStats } from './stats.js';
 import { StreamTable } from './streams.js';
+import { HeadSlab } from './head-slab.js';
 import { TimerWheel } from './timer-wheel.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -69,8 +70,10 @@ export class Broker implements SessionContext, ListenerReporter {
     this.access = deps.access ?? OPEN_ACCESS;
     this.observers = deps.observers ?? [];
     this.wheel = new TimerWheel(this.settings.timerResolutionMs);
-    this.streams = new StreamTable(this.wheel, this.stats);
-    this.router = new Router(this.registry, this.streams, this.wheel, this.settings, this.stats, deps.events ?? NO_EVENT_ROUTING);
+    // One slab for the heads of re-headed frames, shared by requests (router) and replies (stream table).
+    const heads = new HeadSlab();
+    this.streams = new StreamTable(this.wheel, heads, this.stats);
+    this.router = new Router(this.registry, this.streams, heads, this.wheel, this.settings, this.stats, deps.events ?? NO_EVENT_ROUTING);
     const hps = this.settings.handshakesPerSecond;
     this.handshakeBucket = hps > 0 ? new TokenBucket(hps, hps, Date.now()) : null;
   }

@@ -69,6 +69,19 @@ export class OutboundQueue {
     return Delivery.Queued;
   }
 
+  /** As push(), for a frame given as `head[headStart, headEnd)` then `body[bodyStart, bodyEnd)` (re-headed). */
+  pushRanges(head: Buffer, headStart: number, headEnd: number, body: Buffer, bodyStart: number, bodyEnd: number, kind: OutboundKind): Delivery {
+    const size = headEnd - headStart + (bodyEnd - bodyStart);
+    const verdict = this.admit(size, kind);
+    if (verdict !== Delivery.Queued) return verdict;
+    const connection = this.connection;
+    const belowHighWater = connection.writeRanges !== undefined
+      ? connection.writeRanges(head, headStart, headEnd, body, bodyStart, bodyEnd)
+      : connection.write(head.subarray(headStart, headEnd), body.subarray(bodyStart, bodyEnd));
+    this.accepted(belowHighWater, head[headStart + 7]!, size);
+    return Delivery.Queued;
+  }
+
   /** As push(), for a whole frame of `size` bytes given as consecutive parts (forwarded untouched). */
   pushParts(parts: readonly Buffer[], size: number, kind: OutboundKind): Delivery {
     const verdict = this.admit(size, kind);

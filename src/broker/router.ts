@@ -8,11 +8,11 @@
  */
 import { Flag } from '../protocol/flags.js';
 import { AlarmCode } from '../protocol/codes.js';
-import { bodyAfterSid, encodeReheaded } from '../protocol/codec.js';
 import type { Frame } from '../protocol/frame.js';
 import { AtMode, parseAt, type AtAddress } from './at-address.js';
 import { rendezvousPick } from './rendezvous.js';
 import { FragmentRoute } from './fragment-route.js';
+import type { HeadSlab } from './head-slab.js';
 import { emptyScratch } from './scratch-list.js';
 import { Delivery, OutboundKind } from './outbound-queue.js';
 import { RouteMeta, readRouteMeta } from './route-meta.js';
@@ -46,6 +46,7 @@ export class Router {
   constructor(
     private readonly registry: SessionRegistry,
     private readonly streams: StreamTable,
+    private readonly heads: HeadSlab,
     private readonly wheel: TimerWheel,
     private readonly settings: BrokerSettings,
     private readonly stats: BrokerStats,
@@ -143,7 +144,7 @@ export class Router {
       this.fanOutRange(sender, frame, targets);
     } else {
       outSid = this.freshMessageSid();
-      this.fanOut(sender, frame, targets, encodeReheaded(frame, Flag.Message, outSid), bodyAfterSid(frame), OutboundKind.Message);
+      this.fanOutReheaded(sender, frame, targets, Flag.Message, outSid, OutboundKind.Message);
     }
     if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1) {
       this.keepFragmentRoute(sender, frame, targets.slice(), outSid || frame.sid, null, meta.fragmentTotal);
@@ -169,32 +170,59 @@ export class Router {
     const limit = frame.flag === Flag.Request ? this.settings.requestTimeoutMs : this.settings.streamTimeoutMs;
     const timeoutMs = meta.timeoutMs > 0 && meta.timeoutMs < limit ? meta.timeoutMs : limit;
     const id = this.streams.nextId();
-    const head = encodeReheaded(frame, frame.flag, id);
-    const body = bodyAfterSid(frame);
-    const size = head.length + body.length;
+    const heads = this.heads;
+    heads.reheadWithId(frame, frame.flag, this.streams.prefix, id);
+    // The frame as the responders get it.
+    const size = heads.end - heads.start + (frame.bodyEnd - frame.bodyStart);
     // Targets whose transport cannot carry the frame are refused before the stream opens.
-    const responders: Session[] = [];
+    let responders: Session[];
     let tooLarge: Session | null = null;
-    for (let i = 0; i < (multi ? targets.length : 1); i++) {
-      if (size <= targets[i].connection.maxOutboundFrame) responders.push(targets[i]);
-      else tooLarge = targets[i];
+    if (!multi) {
+      // One responder, the common case: an array of exactly one.
+      responders = size <= targets[0].connection.maxOutboundFrame ? [targets[0]] : [];
+      if (responders.length === 0) tooLarge = targets[0];
+    } else {
+      responders = [];
+      for (const target of targets) {
+        if (size <= target.connection.maxOutboundFrame) responders.push(target);
+        else tooLarge = target;
+      }
     }
     if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, size);
     if (responders.length === 0) return;
     const stream = this.streams.open(id, sender, frame, responders, multi, timeoutMs);
-    this.fanOut(sender, frame, responders, head, body, OutboundKind.Stream);
+    // Precondition of fanOutHead: the head just written is still the slab's last (nothing above rewrote it).
+    this.fanOutHead(sender, frame, responders, OutboundKind.Stream);
     if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1 && !stream.closed) {
-      this.keepFragmentRoute(sender, frame, responders, stream.id, stream, meta.fragmentTotal);
+      this.keepFragmentRoute(sender, frame, responders, this.streams.sidOf(stream.id), stream, meta.fragmentTotal);
     }
   }
 
-  /** Writes the same buffers to every target; answers the sender once if some target cannot carry them. */
-  private fanOut(sender: Session, frame: Frame, targets: readonly Session[], head: Buffer, body: Buffer | undefined, kind: OutboundKind): void {
+  /** Writes `frame` re-headed with `flag` and `sid` (spec §5) to every target (see fanOutHead). */
+  private fanOutReheaded(sender: Session, frame: Frame, targets: readonly Session[], flag: number, sid: string, kind: OutboundKind): void {
+    this.heads.rehead(frame, flag, sid);
+    this.fanOutHead(sender, frame, targets, kind);
+  }
+
+  /**
+   * Writes `frame` under the head last written to the head slab to every target: the head once, for all of
+   * them, and the body as a range of the buffer it was read in (principle 7). Answers the sender once if
+   * some target cannot carry it.
+   */
+  private fanOutHead(sender: Session, frame: Frame, targets: readonly Session[], kind: OutboundKind): void {
+    const heads = this.heads;
+    const head = heads.buffer;
+    const headStart = heads.start;
+    const headEnd = heads.end;
+    const body = frame.bodySource;
+    const bodyStart = frame.bodyStart;
+    const bodyEnd = frame.bodyEnd;
     let tooLarge: Session | null = null;
     for (let i = 0; i < targets.length; i++) {
-      if (targets[i].deliverFrom(sender, head, body, kind) === Delivery.TooLarge) tooLarge = targets[i];
+      const result = targets[i].deliverRangesFrom(sender, head, headStart, headEnd, body, bodyStart, bodyEnd, kind);
+      if (result === Delivery.TooLarge) tooLarge = targets[i];
     }
-    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, head.length + (body === undefined ? 0 : body.length));
+    if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, headEnd - headStart + (bodyEnd - bodyStart));
   }
 
   /**
@@ -240,7 +268,7 @@ export class Router {
     if (route.stream === null && this.settings.forwardMessageBytes) this.fanOutRange(sender, frame, route.targets);
     else {
       const kind = route.stream === null ? OutboundKind.Message : OutboundKind.Stream;
-      this.fanOut(sender, frame, route.targets, encodeReheaded(frame, frame.flag, route.outSid), bodyAfterSid(frame), kind);
+      this.fanOutReheaded(sender, frame, route.targets, frame.flag, route.outSid, kind);
     }
   }
 

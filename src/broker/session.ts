@@ -58,7 +58,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   // The three maps below are made on first use: most sessions never open, answer or fragment a stream, and
   // an empty Map is about 100 B per idle connection (bench S4).
-  private legsMap: Map<string, Stream> | null = null;
+  private legsMap: Map<number, Stream> | null = null;
   private streamsMap: Map<string, Stream> | null = null;
   private fragmentsMap: Map<string, FragmentRoute> | null = null;
   readonly outbound: OutboundQueue;
@@ -107,8 +107,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return this.readingStopped;
   }
 
-  /** Streams this session answers, by the broker-made sid (spec §5). */
-  get legs(): Map<string, Stream> {
+  /** Streams this session answers, by stream id (the number in the broker-made sid, spec §5). */
+  get legs(): Map<number, Stream> {
     return (this.legsMap ??= new Map());
   }
 
@@ -288,6 +288,15 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   deliverRangeFrom(sender: Session, source: Buffer, start: number, end: number, kind: OutboundKind): Delivery {
     if (this.state === SessionState.Closed) return Delivery.Closed;
     const result = this.outbound.pushRange(source, start, end, kind);
+    if (result === Delivery.Queued) this.delivered(sender);
+    return result;
+  }
+
+  /** As deliverFrom(), for a re-headed frame: `head[headStart, headEnd)` then `body[bodyStart, bodyEnd)`. */
+  deliverRangesFrom(sender: Session | null, head: Buffer, headStart: number, headEnd: number,
+    body: Buffer, bodyStart: number, bodyEnd: number, kind: OutboundKind): Delivery {
+    if (this.state === SessionState.Closed) return Delivery.Closed;
+    const result = this.outbound.pushRanges(head, headStart, headEnd, body, bodyStart, bodyEnd, kind);
     if (result === Delivery.Queued) this.delivered(sender);
     return result;
   }

@@ -1,10 +1,11 @@
 /**
  * Request and Subscribe streams relayed through the broker (spec §5).
  *
- * Each forwarded Request/Subscribe gets one fresh sid (`Stream.id`), used on every responder's connection,
- * so fan-out encodes its head once. Responders' Reply/ReplyEnd frames are found by that sid in the
- * responder's `legs` map and re-headed with the requester's original sid; event, meta and data bytes are
- * relayed untouched and in order.
+ * Each forwarded Request/Subscribe gets one fresh sid, this run's prefix and the decimal digits of its
+ * `Stream.id`, used on every responder's connection, so fan-out writes its head once. Responders'
+ * Reply/ReplyEnd frames are found by the id read from that sid's bytes (no string made) in the responder's
+ * `legs` map and re-headed with the requester's original sid; event, meta and data bytes are relayed
+ * untouched and in order.
  *
  * - Request: the first Reply or ReplyEnd (all its fragments) answers it, relayed as ReplyEnd; then the
  *   stream is forgotten and later replies are dropped and counted.
@@ -15,8 +16,10 @@
  */
 import { Flag } from '../protocol/flags.js';
 import { AlarmCode } from '../protocol/codes.js';
-import { bodyAfterSid, encodeFrame, encodeReheaded } from '../protocol/codec.js';
+import { encodeFrame } from '../protocol/codec.js';
+import { FRAME_PREFIX_BYTES } from '../protocol/limits.js';
 import type { Frame } from '../protocol/frame.js';
+import type { HeadSlab } from './head-slab.js';
 import type { Session } from './session.js';
 import type { Expirable, TimerWheel } from './timer-wheel.js';
 import { Delivery, OutboundKind } from './outbound-queue.js';
@@ -35,7 +38,8 @@ export class Stream implements Expirable {
 
   constructor(
     private readonly table: StreamTable,
-    readonly id: string,
+    /** This run's stream number; the responders' sid is StreamTable.sidOf(id). */
+    readonly id: number,
     readonly requester: Session,
     readonly requesterSid: string,
     /** Flag.Request or Flag.Subscribe. */
@@ -57,27 +61,58 @@ export class Stream implements Expirable {
 
 export class StreamTable {
   private counter = 0;
-  private readonly prefix: string;
+  /** The start of every stream sid of this broker run (ASCII). */
+  readonly prefix: Buffer;
   private readonly replyMeta = new RouteMeta();
 
   constructor(
     private readonly wheel: TimerWheel,
+    private readonly heads: HeadSlab,
     private readonly stats: BrokerStats,
   ) {
     // A per-process prefix keeps sids from two broker runs apart in a client that outlived a restart.
-    this.prefix = `b${(Date.now() % 0x10000).toString(36)}.`;
+    this.prefix = Buffer.from(`b${(Date.now() % 0x10000).toString(36)}.`, 'latin1');
   }
 
-  /** A fresh stream sid, unique on every connection of this broker run. */
-  nextId(): string {
-    return this.prefix + (this.counter++).toString(36);
+  /** A fresh stream id, unique in this broker run (its sid: sidOf(id)). */
+  nextId(): number {
+    return this.counter++;
+  }
+
+  /** The sid of stream `id` on the responders' connections. */
+  sidOf(id: number): string {
+    return this.prefix.toString('latin1') + id;
+  }
+
+  /**
+   * The stream id in a responder's frame sid: this run's prefix, then decimal digits without a leading zero;
+   * -1 for any other sid (not a stream of this run). Reads the sid's bytes; makes no string.
+   */
+  idIn(frame: Frame): number {
+    const buf = frame.source;
+    const from = frame.start + FRAME_PREFIX_BYTES;
+    const to = frame.start + frame.sidEnd;
+    const prefix = this.prefix;
+    const p = prefix.length;
+    const digits = to - from - p;
+    if (digits < 1 || digits > 15) return -1;
+    for (let i = 0; i < p; i++) if (buf[from + i] !== prefix[i]) return -1;
+    if (digits > 1 && buf[from + p] === 48) return -1;
+    let id = 0;
+    for (let i = from + p; i < to; i++) {
+      const d = buf[i]! - 48;
+      if (d < 0 || d > 9) return -1;
+      id = id * 10 + d;
+    }
+    return id;
   }
 
   /**
    * Opens a stream from `requester` (frame `frame`) to `responders` and registers its legs. The caller sends
-   * the frame to the responders under `id` (from nextId()). Precondition: responders is non-empty, requester open.
+   * the frame to the responders under sidOf(id) (id from nextId()). Precondition: responders is non-empty,
+   * requester open.
    */
-  open(id: string, requester: Session, frame: Frame, responders: Session[], scatter: boolean, timeoutMs: number): Stream {
+  open(id: number, requester: Session, frame: Frame, responders: Session[], scatter: boolean, timeoutMs: number): Stream {
     const stream = new Stream(
       this, id, requester, frame.sid, frame.flag, frame.event, frame.metaString, scatter, responders, timeoutMs,
     );
@@ -91,7 +126,7 @@ export class StreamTable {
 
   /** A Reply or ReplyEnd from a responder (spec §5). */
   onReply(responder: Session, frame: Frame): void {
-    const stream = responder.legs.get(frame.sid);
+    const stream = responder.legCount === 0 ? undefined : responder.legs.get(this.idIn(frame));
     if (stream === undefined) {
       this.stats.lateReplies++;
       return;
@@ -121,7 +156,7 @@ export class StreamTable {
 
   /** An Alarm a responder sent for a stream: relayed to the requester, and the stream fails (spec §6). */
   onResponderAlarm(responder: Session, frame: Frame): boolean {
-    const stream = responder.legs.get(frame.sid);
+    const stream = responder.legCount === 0 ? undefined : responder.legs.get(this.idIn(frame));
     if (stream === undefined) return false;
     this.relay(stream, frame, Flag.Alarm);
     this.finish(stream);
@@ -178,15 +213,19 @@ export class StreamTable {
     if (i !== -1) stream.responders.splice(i, 1);
   }
 
+  /** Relays `frame` to the requester under its own sid; the head is written to the head slab (principle 7). */
   private relay(stream: Stream, frame: Frame, flag: number): void {
-    const head = encodeReheaded(frame, flag, stream.requesterSid);
-    const body = bodyAfterSid(frame);
-    if (stream.requester.deliverFrom(null, head, body, OutboundKind.Stream) === Delivery.TooLarge) {
+    const heads = this.heads;
+    heads.rehead(frame, flag, stream.requesterSid);
+    const result = stream.requester.deliverRangesFrom(null, heads.buffer, heads.start, heads.end,
+      frame.bodySource, frame.bodyStart, frame.bodyEnd, OutboundKind.Stream);
+    if (result === Delivery.TooLarge) {
       // The requester's transport (a udp datagram) cannot carry the reply: fail its stream rather than
       // leave it waiting for an answer that was dropped (spec §6 4013, §7 nothing silently lost).
       const requester = stream.requester.connection;
+      const size = heads.end - heads.start + (frame.bodyEnd - frame.bodyStart);
       this.alarm(stream, AlarmCode.TooLarge,
-        `Reply of ${head.length + body.length} bytes is larger than this ${requester.transport} connection can carry (${requester.maxOutboundFrame})`);
+        `Reply of ${size} bytes is larger than this ${requester.transport} connection can carry (${requester.maxOutboundFrame})`);
       this.finish(stream);
     }
   }

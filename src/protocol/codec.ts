@@ -630,18 +630,41 @@ export function encodeBare(flag: number): Buffer {
  */
 export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer {
   const sidLen = Buffer.byteLength(sid);
-  const headLen = FRAME_PREFIX_BYTES + sidLen + 2;
-  const head = Buffer.allocUnsafe(headLen);
-  head.writeInt32BE(headLen + frame.size - frame.eventOffset, 0);
-  head.writeInt32BE(flag, 4);
-  if (sidLen > 0) head.write(sid, FRAME_PREFIX_BYTES, sidLen, 'utf8');
-  head[headLen - 2] = 0;
-  head[headLen - 1] = 0x0a;
+  const head = Buffer.allocUnsafe(reheadedLength(sidLen));
+  writeReheaded(head, 0, frame, flag, sid, sidLen);
   return head;
+}
+
+/** Length of {@link encodeReheaded}'s head for a sid of `sidBytes` UTF-8 bytes. */
+export function reheadedLength(sidBytes: number): number {
+  return FRAME_PREFIX_BYTES + sidBytes + 2;
+}
+
+/**
+ * Writes {@link encodeReheaded}'s head into `target` at `offset` (for heads kept in a slab); returns where
+ * it ends. Precondition: `target` has reheadedLength(sidBytes) bytes free at `offset`; `sidBytes` is the
+ * UTF-8 length of `sid`.
+ */
+export function writeReheaded(target: Buffer, offset: number, frame: Frame, flag: number, sid: string, sidBytes: number): number {
+  const end = writeReheadedFrame(target, offset, frame, flag, sidBytes);
+  if (sidBytes > 0) target.write(sid, offset + FRAME_PREFIX_BYTES, sidBytes, 'utf8');
+  return end;
+}
+
+/**
+ * As {@link writeReheaded} without the sid: writes the length, the flag and the separator after a sid of
+ * `sidBytes` bytes, which the caller writes at `offset + 8`. Returns where the head ends.
+ */
+export function writeReheadedFrame(target: Buffer, offset: number, frame: Frame, flag: number, sidBytes: number): number {
+  const end = offset + reheadedLength(sidBytes);
+  target.writeInt32BE(end - offset + frame.size - frame.eventOffset, offset);
+  target.writeInt32BE(flag, offset + 4);
+  target[end - 2] = 0;
+  target[end - 1] = 0x0a;
+  return end;
 }
 
 /** The body that follows {@link encodeReheaded}'s head. */
 export function bodyAfterSid(frame: Frame): Buffer {
-  if (frame.parts !== null) return frame.raw.subarray(frame.eventOffset);
-  return frame.source.subarray(frame.start + frame.eventOffset, frame.end);
+  return frame.bodySource.subarray(frame.bodyStart, frame.bodyEnd);
 }

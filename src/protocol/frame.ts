@@ -38,7 +38,7 @@ export class Frame {
     readonly source: Buffer,
     readonly start: number,
     readonly size: number,
-    private readonly sidEnd: number,
+    readonly sidEnd: number,
     private readonly eventEnd: number,
     private readonly metaEnd: number,
     /** The frame's bytes as consecutive chunks (see above), or null when `source` holds them all. */
@@ -115,6 +115,24 @@ export class Frame {
   /** Offset in `raw` where the event starts, just past the sid and its separator. */
   get eventOffset(): number {
     return this.bare ? FRAME_PREFIX_BYTES : this.sidEnd + 2;
+  }
+
+  /**
+   * The buffer holding the frame's body, everything after its sid (event, meta, data): what a re-headed
+   * frame keeps untouched (spec §5). `source` itself, or for a frame in parts its joined `raw`.
+   */
+  get bodySource(): Buffer {
+    return this.parts === null ? this.source : this.raw;
+  }
+
+  /** Where the body starts in bodySource. */
+  get bodyStart(): number {
+    return this.parts === null ? this.start + this.eventOffset : this.eventOffset;
+  }
+
+  /** Where the body ends in bodySource. */
+  get bodyEnd(): number {
+    return this.parts === null ? this.start + this.size : this.size;
   }
 
   /** One meta value; the last occurrence of a repeated key wins. */

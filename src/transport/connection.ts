@@ -69,6 +69,13 @@ export interface Connection {
   writeRange?(source: Buffer, start: number, end: number): boolean;
 
   /**
+   * Optional: queues one whole frame given as two ranges, `head[headStart, headEnd)` then
+   * `body[bodyStart, bodyEnd)`: a head the broker wrote (a forwarded stream frame's new sid, spec §5) and the
+   * rest of the received frame, untouched. Same contract as write(). Without it, the broker writes views.
+   */
+  writeRanges?(head: Buffer, headStart: number, headEnd: number, body: Buffer, bodyStart: number, bodyEnd: number): boolean;
+
+  /**
    * Optional: queues one whole frame of `size` bytes given as consecutive parts, a large frame received in
    * several chunks and forwarded untouched (Frame.parts). Same contract as write(). Without it (message
    * transports, one message per frame), the broker joins the parts and writes them.
