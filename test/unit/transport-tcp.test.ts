@@ -163,6 +163,41 @@ test('tcp: adjacent ranges of one chunk are merged and written without a copy; o
   await server.listener.close();
 });
 
+test('tcp: frames written as two ranges (a head from a slab, the body from a read chunk) arrive whole and in order', async () => {
+  const server = await startListener();
+  const raw = await dial(server.port);
+  const client = new TcpConnection(raw, { transport: 'tcp' });
+  client.start(new RecordingHandler());
+  const { handler } = await server.next();
+  // Bodies of several sizes: below and above the bytewise-copy limit (48 B), and large enough (64 KiB) for
+  // the cork-and-write path. Heads are written one after another into one slab, as the broker's HeadSlab does.
+  const slab = Buffer.alloc(64 * 1024);
+  let used = 0;
+  const expected: Buffer[] = [];
+  const received = Buffer.concat([Buffer.from('prefix'), ...[10, 40, 47, 48, 49, 200, 70_000].map((n) => Buffer.alloc(n, 97 + (n % 26)))]);
+  let bodyAt = 6;
+  let queued = 0;
+  for (const n of [10, 40, 47, 48, 49, 200, 70_000]) {
+    const sid = `s${n}`;
+    const head = Buffer.concat([Buffer.alloc(8), Buffer.from(sid), Buffer.from([0, 0x0a])]);
+    head.writeInt32BE(head.length + n, 0);
+    head.writeInt32BE(49, 4);
+    head.copy(slab, used);
+    assert.equal(client.writeRanges(slab, used, used + head.length, received, bodyAt, bodyAt + n), true);
+    queued += head.length + n;
+    expected.push(head, received.subarray(bodyAt, bodyAt + n));
+    used += head.length;
+    bodyAt += n;
+  }
+  assert.equal(client.bufferedBytes, queued);
+  const all = Buffer.concat(expected);
+  await waitFor(() => handler.bytes.length === all.length, 'the re-headed frames');
+  assert.deepEqual(handler.bytes, all);
+  client.destroy('test done');
+  await handler.closed;
+  await server.listener.close();
+});
+
 test('tcp: tick after tick, long and short, the reused pending arrays keep every byte in order', async () => {
   const server = await startListener();
   const raw = await dial(server.port);
