@@ -11,8 +11,12 @@ import { FRAME_PREFIX_BYTES } from '../protocol/limits.js';
 import { reheadedLength, writeReheaded, writeReheadedFrame } from '../protocol/codec.js';
 import type { Frame } from '../protocol/frame.js';
 
-/** Slab size; heads longer than a quarter of it (sids of more than ~4 KiB) get a buffer of their own. */
-const SLAB_BYTES = 16 * 1024;
+/**
+ * Slab size: Node's own Buffer pool size, so a head queued for a slow consumer pins no more memory than a
+ * pooled Buffer.allocUnsafe head did before (the queue's limit counts frame bytes, not the slabs behind
+ * them). Heads longer than a quarter of it (sids of more than ~2 KiB) get a buffer of their own.
+ */
+const SLAB_BYTES = 8 * 1024;
 
 export class HeadSlab {
   /** The buffer holding the head last written, and its range. */
