@@ -274,17 +274,9 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   // ----- sending -----------------------------------------------------------------------------------------
 
   /**
-   * Queues a frame routed from `sender` (null when the broker itself is the source). When this session's
-   * queue is congested, the sender is paused and told with Pressure (spec §7).
+   * Queues a received frame forwarded as its own bytes `source[start, end)`, routed from `sender`. When this
+   * session's queue is congested, the sender is paused and told with Pressure (spec §7).
    */
-  deliverFrom(sender: Session | null, head: Buffer, body: Buffer | undefined, kind: OutboundKind): Delivery {
-    if (this.state === SessionState.Closed) return Delivery.Closed;
-    const result = this.outbound.push(head, body, kind);
-    if (result === Delivery.Queued) this.delivered(sender);
-    return result;
-  }
-
-  /** As deliverFrom(), for a received frame forwarded as its own bytes `source[start, end)`. */
   deliverRangeFrom(sender: Session, source: Buffer, start: number, end: number, kind: OutboundKind): Delivery {
     if (this.state === SessionState.Closed) return Delivery.Closed;
     const result = this.outbound.pushRange(source, start, end, kind);
@@ -292,7 +284,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return result;
   }
 
-  /** As deliverFrom(), for a re-headed frame: `head[headStart, headEnd)` then `body[bodyStart, bodyEnd)`. */
+  /**
+   * As deliverRangeFrom(), for a re-headed frame: `head[headStart, headEnd)` then `body[bodyStart, bodyEnd)`;
+   * `sender` is null when the broker relays on its own account (a reply to its requester).
+   */
   deliverRangesFrom(sender: Session | null, head: Buffer, headStart: number, headEnd: number,
     body: Buffer, bodyStart: number, bodyEnd: number, kind: OutboundKind): Delivery {
     if (this.state === SessionState.Closed) return Delivery.Closed;
@@ -301,7 +296,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return result;
   }
 
-  /** As deliverFrom(), for a received frame forwarded as its parts (Frame.parts). */
+  /** As deliverRangeFrom(), for a received frame forwarded as its parts (Frame.parts). */
   deliverPartsFrom(sender: Session, parts: readonly Buffer[], size: number, kind: OutboundKind): Delivery {
     if (this.state === SessionState.Closed) return Delivery.Closed;
     const result = this.outbound.pushParts(parts, size, kind);

@@ -217,13 +217,13 @@ export class StreamTable {
   private relay(stream: Stream, frame: Frame, flag: number): void {
     const heads = this.heads;
     heads.rehead(frame, flag, stream.requesterSid);
+    const size = heads.end - heads.start + (frame.bodyEnd - frame.bodyStart);
     const result = stream.requester.deliverRangesFrom(null, heads.buffer, heads.start, heads.end,
       frame.bodySource, frame.bodyStart, frame.bodyEnd, OutboundKind.Stream);
     if (result === Delivery.TooLarge) {
       // The requester's transport (a udp datagram) cannot carry the reply: fail its stream rather than
       // leave it waiting for an answer that was dropped (spec §6 4013, §7 nothing silently lost).
       const requester = stream.requester.connection;
-      const size = heads.end - heads.start + (frame.bodyEnd - frame.bodyStart);
       this.alarm(stream, AlarmCode.TooLarge,
         `Reply of ${size} bytes is larger than this ${requester.transport} connection can carry (${requester.maxOutboundFrame})`);
       this.finish(stream);
