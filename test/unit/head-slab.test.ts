@@ -82,3 +82,26 @@ test('a reply sid maps back to its stream id only when it is a sid this run made
   const ids = [table.nextId(), table.nextId(), table.nextId()];
   assert.deepEqual(ids, [ids[0], ids[0]! + 1, ids[0]! + 2]);
 });
+
+test('idIn maps a sid to an id only when sidOf(id) gives back that very sid (10,000 random sids)', () => {
+  const table = new StreamTable(new TimerWheel(10), new HeadSlab(), new BrokerStats());
+  const prefix = table.prefix.toString('latin1');
+  // Sids built from pieces that come close: the prefix or a part of it, digits (leading zeros too), others.
+  const pieces = [prefix, prefix.slice(0, -1), prefix.slice(1), '0', '1', '9', '00', '42', '-', '.', 'b', 'x', ' '];
+  let seed = 12345;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  let matched = 0;
+  for (let i = 0; i < 10_000; i++) {
+    let sid = random(2) === 0 ? prefix : '';
+    for (let k = random(5); k > 0; k--) sid += pieces[random(pieces.length)];
+    if (sid.length === 0 || sid.length > 64) continue;
+    const id = table.idIn(frameOf({ flag: Flag.Reply, sid, event: 'e' }));
+    if (id === -1) continue;
+    matched++;
+    assert.equal(table.sidOf(id), sid, `sid '${sid}' read as ${id}`);
+  }
+  assert.ok(matched > 100, `some random sids were stream sids (${matched})`);
+});
