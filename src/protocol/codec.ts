@@ -50,11 +50,14 @@ class HeaderScanner {
   pos = FRAME_PREFIX_BYTES;
   prevZero = false;
   /**
-   * Frame offsets of the separators that end sid, event and meta. A typed array: a plain `[0, 0, 0]` could
-   * change elements kind while a connection lives, and the next connection's scanner then deoptimized the
-   * decoder's optimized code ("wrong map", seen when the bench's second set of clients connected).
+   * Frame offsets of the separators that end sid, event and meta. Three fields rather than an array: a
+   * plain `[0, 0, 0]` could change elements kind while a connection lives, and the next connection's
+   * scanner then deoptimized the decoder ("wrong map", seen when the bench's second set of clients
+   * connected); fields also take less memory per connection than a typed array.
    */
-  readonly ends = new Int32Array(3);
+  sidEnd = 0;
+  eventEnd = 0;
+  metaEnd = 0;
   error: FrameError | null = null;
 
   constructor(private readonly limits: FrameLimits) {}
@@ -65,6 +68,12 @@ class HeaderScanner {
     this.pos = FRAME_PREFIX_BYTES;
     this.prevZero = false;
     this.error = null;
+  }
+
+  private setEnd(field: number, offset: number): void {
+    if (field === 0) this.sidEnd = offset;
+    else if (field === 1) this.eventEnd = offset;
+    else this.metaEnd = offset;
   }
 
   private limitOf(field: number): number {
@@ -85,7 +94,7 @@ class HeaderScanner {
     for (let i = start; i < end && pos < frameLen; i++, pos++) {
       const b = buf[i];
       if (b === 0x0a && prevZero) {
-        this.ends[field] = pos - 1;
+        this.setEnd(field, pos - 1);
         field++;
         fieldStart = pos + 1;
         prevZero = false;
@@ -121,12 +130,11 @@ class HeaderScanner {
   /**
    * Fast path for a frame held whole in `buf[base, base + frameLen)`: finds each separator with the native
    * indexOf. Returns false, with nothing changed, when a field is not cleanly within its limit; the byte
-   * scanner then decides, so both paths give the same result for any input. Offsets in `ends` are relative
+   * scanner then decides, so both paths give the same result for any input. The separator offsets are relative
    * to `base`.
    */
   scanWhole(buf: Buffer, base: number, frameLen: number): boolean {
     let pos = FRAME_PREFIX_BYTES;
-    const ends = this.ends;
     for (let field = 0; field < 3; field++) {
       // The separator must start at pos + limit at the latest, so its 0A lies before `bound`.
       const bound = Math.min(frameLen, pos + this.limitOf(field) + 2);
@@ -140,7 +148,7 @@ class HeaderScanner {
         if (j > pos && buf[hit - 1] === 0) break;
         j++;
       }
-      ends[field] = j - 1;
+      this.setEnd(field, j - 1);
       pos = j + 1;
     }
     this.field = 3;
@@ -175,8 +183,8 @@ function checkFlag(flag: number, len: number): FrameError | null {
 }
 
 /** Builds the Frame for a complete, scanned frame held in `buf[start, start + len)`. */
-function buildFrame(buf: Buffer, start: number, len: number, flag: number, ends: Int32Array): Frame {
-  return new Frame(flag, buf, start, len, ends[0], ends[1], ends[2]);
+function buildFrame(buf: Buffer, start: number, len: number, flag: number, scanner: HeaderScanner): Frame {
+  return new Frame(flag, buf, start, len, scanner.sidEnd, scanner.eventEnd, scanner.metaEnd);
 }
 
 function bareFrame(buf: Buffer, start: number, flag: number): Frame {
@@ -187,9 +195,9 @@ function bareFrame(buf: Buffer, start: number, flag: number): Frame {
 function withHeader(error: FrameError, buf: Buffer, flag: number, scanner: HeaderScanner): FrameError {
   const avail = buf.length;
   const text = (from: number, to: number): string => (from < to && to <= avail ? buf.toString('utf8', from, to) : '');
-  const sid = scanner.field > 0 ? text(FRAME_PREFIX_BYTES, scanner.ends[0]) : '';
-  const event = scanner.field > 1 ? text(scanner.ends[0] + 2, scanner.ends[1]) : '';
-  const meta = scanner.field > 2 ? text(scanner.ends[1] + 2, scanner.ends[2]) : '';
+  const sid = scanner.field > 0 ? text(FRAME_PREFIX_BYTES, scanner.sidEnd) : '';
+  const event = scanner.field > 1 ? text(scanner.sidEnd + 2, scanner.eventEnd) : '';
+  const meta = scanner.field > 2 ? text(scanner.eventEnd + 2, scanner.metaEnd) : '';
   return new FrameError(error.code, error.message, error.fatal, flag, sid, event, meta);
 }
 
@@ -290,7 +298,7 @@ export class FrameDecoder {
         sink.onFrameError(withHeader(dataError, buf.subarray(start, start + len), flag, scanner));
         continue;
       }
-      sink.onFrame(buildFrame(buf, start, len, flag, scanner.ends));
+      sink.onFrame(buildFrame(buf, start, len, flag, scanner));
       if (this.failed) return; // the sink may have stopped us
     }
     if (off < total && !this.failed) {
@@ -301,7 +309,7 @@ export class FrameDecoder {
   }
 
   private checkData(len: number, scanner: HeaderScanner): FrameError | null {
-    const dataLen = len - (scanner.ends[2] + 2);
+    const dataLen = len - (scanner.metaEnd + 2);
     if (dataLen > this.limits.maxData) {
       return new FrameError('data_too_large', `data of ${dataLen} bytes exceeds the limit of ${this.limits.maxData}`, false);
     }
@@ -365,14 +373,14 @@ export class FrameDecoder {
     const flag = this.flag;
     this.frameLen = -1;
     this.flag = -1;
-    if (len >= PARTS_MIN_BYTES && this.chunks[0]!.length < len && this.chunks[0]!.length >= scanner.ends[2] + 2) {
+    if (len >= PARTS_MIN_BYTES && this.chunks[0]!.length < len && this.chunks[0]!.length >= scanner.metaEnd + 2) {
       // A large frame over several chunks, its header in the first: kept as the chunks (views), not copied.
       const parts = this.takeParts(len);
-      sink.onFrame(new Frame(flag, parts[0]!, 0, len, scanner.ends[0], scanner.ends[1], scanner.ends[2], parts));
+      sink.onFrame(new Frame(flag, parts[0]!, 0, len, scanner.sidEnd, scanner.eventEnd, scanner.metaEnd, parts));
       return !this.failed;
     }
     const frameBuf = this.take(len);
-    sink.onFrame(len === FRAME_PREFIX_BYTES ? bareFrame(frameBuf, 0, flag) : buildFrame(frameBuf, 0, len, flag, scanner.ends));
+    sink.onFrame(len === FRAME_PREFIX_BYTES ? bareFrame(frameBuf, 0, flag) : buildFrame(frameBuf, 0, len, flag, scanner));
     return !this.failed;
   }
 
@@ -531,12 +539,12 @@ export class MessageDecoder {
       const error = new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, false);
       return withHeader(error, buf, flag, scanner);
     }
-    const dataLen = len - (scanner.ends[2] + 2);
+    const dataLen = len - (scanner.metaEnd + 2);
     if (dataLen > limits.maxData) {
       const error = new FrameError('data_too_large', `data of ${dataLen} bytes exceeds the limit of ${limits.maxData}`, false);
       return withHeader(error, buf, flag, scanner);
     }
-    return buildFrame(buf, 0, len, flag, scanner.ends);
+    return buildFrame(buf, 0, len, flag, scanner);
   }
 }
 
