@@ -172,8 +172,11 @@ export class Router {
     const id = this.streams.nextId();
     const heads = this.heads;
     heads.reheadWithId(frame, frame.flag, this.streams.prefix, id);
+    const head = heads.buffer;
+    const headStart = heads.start;
+    const headEnd = heads.end;
     // The frame as the responders get it.
-    const size = heads.end - heads.start + (frame.bodyEnd - frame.bodyStart);
+    const size = headEnd - headStart + (frame.bodyEnd - frame.bodyStart);
     // Targets whose transport cannot carry the frame are refused before the stream opens.
     let responders: Session[];
     let tooLarge: Session | null = null;
@@ -191,8 +194,7 @@ export class Router {
     if (tooLarge !== null) this.alarmTooLarge(sender, frame, tooLarge, size);
     if (responders.length === 0) return;
     const stream = this.streams.open(id, sender, frame, responders, multi, timeoutMs);
-    // Precondition of fanOutHead: the head just written is still the slab's last (nothing above rewrote it).
-    this.fanOutHead(sender, frame, responders, OutboundKind.Stream);
+    this.fanOutHead(sender, frame, responders, head, headStart, headEnd, OutboundKind.Stream);
     if (meta.fragmentIdx === 1 && meta.fragmentTotal > 1 && !stream.closed) {
       this.keepFragmentRoute(sender, frame, responders, this.streams.sidOf(stream.id), stream, meta.fragmentTotal);
     }
@@ -200,20 +202,18 @@ export class Router {
 
   /** Writes `frame` re-headed with `flag` and `sid` (spec §5) to every target (see fanOutHead). */
   private fanOutReheaded(sender: Session, frame: Frame, targets: readonly Session[], flag: number, sid: string, kind: OutboundKind): void {
-    this.heads.rehead(frame, flag, sid);
-    this.fanOutHead(sender, frame, targets, kind);
+    const heads = this.heads;
+    heads.rehead(frame, flag, sid);
+    this.fanOutHead(sender, frame, targets, heads.buffer, heads.start, heads.end, kind);
   }
 
   /**
-   * Writes `frame` under the head last written to the head slab to every target: the head once, for all of
-   * them, and the body as a range of the buffer it was read in (principle 7). Answers the sender once if
-   * some target cannot carry it.
+   * Writes `frame` under the new head `head[headStart, headEnd)` (a head slab range) to every target: the
+   * head once, for all of them, and the body as a range of the buffer it was read in (principle 7). Answers
+   * the sender once if some target cannot carry it.
    */
-  private fanOutHead(sender: Session, frame: Frame, targets: readonly Session[], kind: OutboundKind): void {
-    const heads = this.heads;
-    const head = heads.buffer;
-    const headStart = heads.start;
-    const headEnd = heads.end;
+  private fanOutHead(sender: Session, frame: Frame, targets: readonly Session[], head: Buffer, headStart: number, headEnd: number,
+    kind: OutboundKind): void {
     const body = frame.bodySource;
     const bodyStart = frame.bodyStart;
     const bodyEnd = frame.bodyEnd;

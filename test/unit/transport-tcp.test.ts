@@ -41,6 +41,16 @@ function collect(socket: net.Socket): { bytes: () => Buffer; chunks: Buffer[] } 
   return { bytes: () => Buffer.concat(chunks), chunks };
 }
 
+/** A TcpConnection around a dialed socket, started, and the RecordingHandler of the server's side. */
+async function dialedPair() {
+  const server = await startListener();
+  const raw = await dial(server.port);
+  const client = new TcpConnection(raw, { transport: 'tcp' });
+  client.start(new RecordingHandler());
+  const { handler } = await server.next();
+  return { server, client, handler };
+}
+
 test('tcp: bytes round-trip between an accepted connection and a raw client', async () => {
   const server = await startListener();
   assert.equal(server.listener.transport, 'tcp');
@@ -164,20 +174,17 @@ test('tcp: adjacent ranges of one chunk are merged and written without a copy; o
 });
 
 test('tcp: frames written as two ranges (a head from a slab, the body from a read chunk) arrive whole and in order', async () => {
-  const server = await startListener();
-  const raw = await dial(server.port);
-  const client = new TcpConnection(raw, { transport: 'tcp' });
-  client.start(new RecordingHandler());
-  const { handler } = await server.next();
+  const { server, client, handler } = await dialedPair();
   // Bodies of several sizes: below and above the bytewise-copy limit (48 B), and large enough (64 KiB) for
   // the cork-and-write path. Heads are written one after another into one slab, as the broker's HeadSlab does.
   const slab = Buffer.alloc(64 * 1024);
   let used = 0;
   const expected: Buffer[] = [];
-  const received = Buffer.concat([Buffer.from('prefix'), ...[10, 40, 47, 48, 49, 200, 70_000].map((n) => Buffer.alloc(n, 97 + (n % 26)))]);
+  const sizes = [10, 40, 47, 48, 49, 200, 70_000];
+  const received = Buffer.concat([Buffer.from('prefix'), ...sizes.map((n) => Buffer.alloc(n, 97 + (n % 26)))]);
   let bodyAt = 6;
   let queued = 0;
-  for (const n of [10, 40, 47, 48, 49, 200, 70_000]) {
+  for (const n of sizes) {
     const sid = `s${n}`;
     const head = Buffer.concat([Buffer.alloc(8), Buffer.from(sid), Buffer.from([0, 0x0a])]);
     head.writeInt32BE(head.length + n, 0);
@@ -199,11 +206,7 @@ test('tcp: frames written as two ranges (a head from a slab, the body from a rea
 });
 
 test('tcp: tick after tick, long and short, the reused pending arrays keep every byte in order', async () => {
-  const server = await startListener();
-  const raw = await dial(server.port);
-  const client = new TcpConnection(raw, { transport: 'tcp' });
-  client.start(new RecordingHandler());
-  const { handler } = await server.next();
+  const { server, client, handler } = await dialedPair();
   const expected: Buffer[] = [];
   // 2,000 entries (more than the kept array's 1,024), then a few, then many again: the long array is dropped,
   // the short ones swap back and forth.
