@@ -367,7 +367,7 @@ export class EventRouter implements EventRouting, SessionObserver {
 
   // ----- session life ------------------------------------------------------------------------------------
 
-  /** Subscriptions named in the handshake: `sub=` comma-separated patterns (issue #4). */
+  /** Subscriptions named in the handshake: `sub=` comma-separated patterns (docs/event-routing.md). */
   sessionOpened(session: Session): void {
     const list = session.params.get('sub');
     if (list === undefined || list.length === 0) return;

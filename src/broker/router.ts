@@ -2,9 +2,10 @@
  * Routes Message, Request and Subscribe frames (spec §4, §5). Frames with `@` go to sessions by name
  * (§4.1); frames without it go by event subscription (§4.2, see EventRouting).
  *
- * Hot path rules (issue #3, principle 7): metas are read in one pass into a reusable object; a Message is
- * forwarded as its original bytes when nothing changes, otherwise re-headed once and the same buffers are
- * written to every target; no closure or array is made per frame for a single target.
+ * Hot path rules (encode once, forward a frame's bytes untouched where possible; docs/protocol.md 4.2): metas
+ * are read in one pass into a reusable object; a Message is forwarded as its original bytes when nothing
+ * changes, otherwise re-headed once and the same buffers are written to every target; no closure or array is
+ * made per frame for a single target.
  */
 import { Flag } from '../protocol/flags.js';
 import { AlarmCode } from '../protocol/codes.js';

@@ -1,6 +1,6 @@
 /**
  * The broker's counters. Plain numbers and small maps incremented on the hot path; src/metrics reads them
- * when Prometheus scrapes, so counting costs no allocation per frame (issue #6).
+ * when Prometheus scrapes, so counting costs no allocation per frame (docs/operations.md section 5).
  */
 
 /** Request/stream durations in seconds. */

@@ -1,5 +1,5 @@
 /**
- * Prometheus metrics (issue #6), all named `socketd_*`. The broker counts in plain numbers (BrokerStats);
+ * Prometheus metrics, all named `socketd_*`. The broker counts in plain numbers (BrokerStats);
  * this module reads them only when Prometheus scrapes, so no metric update allocates on the frame path.
  */
 import { Registry, collectDefaultMetrics, type MetricValue } from 'prom-client';

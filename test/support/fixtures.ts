@@ -1,12 +1,13 @@
 /**
- * Loader for the frames captured from the reference implementation (/work/shared/fixtures/reference-frames.txt).
+ * Loader for the frames captured from the reference implementation, kept in this repository at
+ * `test/fixtures/reference-frames.txt` (Socket.D 2.5.20; the file's header says how they were captured).
  *
  * File format: `#` comment lines and blank lines; each frame is one lowercase hex line, preceded by a title
  * comment (`# c1 Message  caller -> broker, meta @=svc`) and usually a decoding comment
  * (`#   flag=Message(40) len=61 sid=... event=hello meta=@=svc datalen=5 data=msg-1`).
  *
- * The file lives outside the repository (in the shared tree next to it), so it is searched for by walking up
- * from the working directory and from this module's directory; SOCKETD_REFERENCE_FRAMES overrides the path.
+ * The tests run from `dist/test/support`, so the file is found by walking up from this module's directory to
+ * the first folder that holds `test/fixtures/reference-frames.txt` (the repository root).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -43,34 +44,17 @@ export interface ReferenceFrame {
   bytes: Buffer;
 }
 
-const RELATIVE = join('shared', 'fixtures', 'reference-frames.txt');
+const RELATIVE = join('test', 'fixtures', 'reference-frames.txt');
 
-/** Walks up from `start` looking for `<dir>/shared/fixtures/reference-frames.txt` (covers `../shared/...` of the repo). */
-function findUpwards(start: string): string | null {
-  let dir = resolve(start);
-  for (;;) {
+/** Absolute path of the repository's reference-frames.txt; throws naming the folder it searched from. */
+export function referenceFramesPath(): string {
+  const moduleDir = dirname(fileURLToPath(import.meta.url));
+  for (let dir = resolve(moduleDir); ; dir = dirname(dir)) {
     const candidate = join(dir, RELATIVE);
     if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) return null;
-    dir = parent;
+    if (dirname(dir) === dir) break;
   }
-}
-
-/** Absolute path of reference-frames.txt; throws with the places searched when it cannot be found. */
-export function referenceFramesPath(): string {
-  const override = process.env.SOCKETD_REFERENCE_FRAMES;
-  if (override !== undefined && override !== '') {
-    if (!existsSync(override)) throw new Error(`SOCKETD_REFERENCE_FRAMES=${override} does not exist`);
-    return override;
-  }
-  const moduleDir = dirname(fileURLToPath(import.meta.url));
-  const starts = [process.cwd(), moduleDir];
-  for (const start of starts) {
-    const found = findUpwards(start);
-    if (found !== null) return found;
-  }
-  throw new Error(`reference-frames.txt not found: looked for ${RELATIVE} above ${starts.join(' and ')}`);
+  throw new Error(`${RELATIVE} not found in any folder above ${moduleDir}`);
 }
 
 const KEYS = ['len', 'sid', 'event', 'meta', 'datalen', 'data'] as const;
