@@ -10,6 +10,8 @@ import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type Permission
 import { EventRouter } from './broker/event-router.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
+import { AdminSampler } from './http/admin/sampler.js';
+import { SessionCounts } from './http/admin/session-counts.js';
 import { BrokerMetrics } from './metrics/metrics.js';
 import { ConfigError, settingsFromConfig } from './config/load.js';
 import type { AccessSection, BrokerConfig, TlsListenerConfig } from './config/schema.js';
@@ -71,7 +73,8 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     maxPatternBytes: settings.limits.maxEvent,
   }, stats);
   const access = options.access ?? accessPolicyFrom(config.access);
-  const broker = new Broker({ settings, logger, stats, access, events, observers: [events] });
+  const sessionCounts = new SessionCounts();
+  const broker = new Broker({ settings, logger, stats, access, events, observers: [events, sessionCounts] });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
@@ -96,8 +99,17 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const metrics = new BrokerMetrics({ broker, events });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
-      { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken, serveExamples: config.http.serveExamples },
-      { broker, events, metrics, logger, isReady: () => ready },
+      {
+        host: config.http.host, port: config.http.port, adminToken: config.http.adminToken, serveExamples: config.http.serveExamples,
+        adminTrusted: config.http.adminTrusted, protectMetrics: config.http.protectMetrics,
+      },
+      {
+        broker, events, metrics, logger, isReady: () => ready,
+        admin: {
+          sampler: new AdminSampler({ stats, counts: sessionCounts, subscriptionCount: () => events.subscriptionCount }),
+          memoryBudgetBytes: config.flow.memoryBudgetBytes, memoryLowWaterBytes: config.flow.memoryLowWaterBytes,
+        },
+      },
     )
     : null;
   try {

@@ -149,6 +149,7 @@ export class Broker implements SessionContext, ListenerReporter {
   checkBudget(): void {
     let queued = 0;
     for (const session of this.sessions) queued += session.outbound.queuedBytes;
+    this.stats.queuedBytes = queued;
     const { memoryBudgetBytes, memoryLowWaterBytes } = this.settings;
     if (!this.stats.overBudget && queued > memoryBudgetBytes) {
       this.stats.overBudget = true;
@@ -264,6 +265,7 @@ export class Broker implements SessionContext, ListenerReporter {
     }
     // No session left: nothing is queued, and the next connections must not start paused.
     this.stats.overBudget = false;
+    this.stats.queuedBytes = 0;
   }
 }
 

@@ -62,6 +62,8 @@ export class BrokerStats {
   budgetPauses = 0;
   /** True while over the memory budget. */
   overBudget = false;
+  /** Bytes queued to all sessions as the last memory-budget check summed them (every budgetCheckMs). */
+  queuedBytes = 0;
   pressureSent = 0;
   /** Keyed by a stable reason code. */
   readonly dropped = new Map<string, number>();

@@ -6,6 +6,7 @@ import { DEFAULT_FRAME_LIMITS } from '../protocol/limits.js';
 import { DEFAULT_SETTINGS } from '../broker/settings.js';
 import { ALL_PERMISSIONS, tokenProblem, type PermissionRules, type UserEntry } from '../broker/access.js';
 import { patternProblem } from '../protocol/event-pattern.js';
+import { LOOPBACK, trustedEntryProblem } from '../http/admin/trusted.js';
 
 export interface ListenerConfig {
   enabled: boolean;
@@ -26,10 +27,18 @@ export interface AccessSection {
   users: UserEntry[];
 }
 
+/** Who may use the admin endpoints and page (docs/operations.md section 6). */
+export interface HttpAdminConfig {
+  /** Addresses and CIDR blocks answered without a token while http.adminToken is empty. */
+  adminTrusted: string[];
+  /** /metrics answers only as the admin endpoints do. */
+  protectMetrics: boolean;
+}
+
 export interface BrokerConfig {
   listeners: { tcp: ListenerConfig; udp: ListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
   /** serveExamples: the example chat page at /examples/chat/ (files of examples/web and dist/browser only). */
-  http: ListenerConfig & { adminToken: string; serveExamples: boolean };
+  http: ListenerConfig & { adminToken: string; serveExamples: boolean } & HttpAdminConfig;
   limits: {
     maxSid: number;
     maxEvent: number;
@@ -71,7 +80,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     tcps: { enabled: false, host: ALL, port: 8612, keyFile: '', certFile: '' },
     wss: { enabled: false, host: ALL, port: 8614, keyFile: '', certFile: '' },
   },
-  http: { enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true },
+  http: { enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true, adminTrusted: [...LOOPBACK], protectMetrics: false },
   limits: {
     ...DEFAULT_FRAME_LIMITS,
     udpMaxDatagram: DEFAULT_SETTINGS.udpMaxDatagram,
@@ -111,7 +120,9 @@ type Rule =
   /** Permission rules: publish/subscribe (event patterns) and claim/address (name globs), each allow/deny. */
   | { kind: 'permissions' }
   /** A list of users: name, token (plain, 8+ characters, or sha256:<hex>), permissions. */
-  | { kind: 'users' };
+  | { kind: 'users' }
+  /** A list of IP addresses and CIDR blocks (http.adminTrusted). */
+  | { kind: 'addresses' };
 
 const port: Rule = { kind: 'int', min: 0, max: 65535 };
 const listener = { enabled: { kind: 'bool' }, host: { kind: 'string', nonEmpty: true }, port } as const;
@@ -122,7 +133,10 @@ const DAY = 24 * 3600 * 1000;
 /** Field rules by section; the `limits` maxima are the protocol's (they may only be lowered, spec §1). */
 export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>> = {
   listeners: { tcp: listener, udp: listener, ws: listener, tcps: tlsListener, wss: tlsListener },
-  http: { ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' } },
+  http: {
+    ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' },
+    adminTrusted: { kind: 'addresses' }, protectMetrics: { kind: 'bool' },
+  },
   limits: {
     maxSid: positive(DEFAULT_FRAME_LIMITS.maxSid),
     maxEvent: positive(DEFAULT_FRAME_LIMITS.maxEvent),
@@ -196,6 +210,16 @@ function checkValue(rule: Rule, value: unknown, path: string, problems: string[]
       return;
     case 'users':
       checkUsers(value, path, problems);
+      return;
+    case 'addresses':
+      if (!Array.isArray(value) || value.some((a) => typeof a !== 'string')) {
+        problems.push(`${path}: expected a list of addresses and CIDR blocks (e.g. ["127.0.0.0/8", "::1"]), got ${describe(value)}`);
+      } else {
+        for (const item of value as string[]) {
+          const problem = trustedEntryProblem(item);
+          if (problem.length > 0) problems.push(`${path}: ${problem}`);
+        }
+      }
       return;
   }
 }

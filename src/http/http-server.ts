@@ -1,7 +1,9 @@
 /**
  * The broker's HTTP port (default 8680): health for orchestrators, Prometheus metrics, and JSON admin
  * endpoints modelled on NATS monitoring (/connz, /subsz, plus /namez), paged with `offset` and `limit`.
- * The admin endpoints require `Authorization: Bearer <token>` (or `?token=`) when http.adminToken is set.
+ * The admin endpoints and the admin page (/admin/, src/http/admin) answer as AdminGuard says: with
+ * http.adminToken set, `Authorization: Bearer <token>` (or `?token=` on the three JSON endpoints) from every
+ * address; without it, only addresses on http.adminTrusted (loopback by default).
  * With http.serveExamples, `/examples/chat/` serves the example chat page (files of examples/web, and the
  * browser SDK bundle from dist/browser), nothing else of the package.
  */
@@ -9,13 +11,15 @@ import http from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
 import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
 import { listenServer } from '../transport/listen.js';
+import { AdminGuard, isRefusal } from './admin/guard.js';
+import { AdminRoutes, type AdminSources } from './admin/admin-routes.js';
+import { connectionView, subscriptionView } from './admin/views.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -24,6 +28,10 @@ export interface HttpServerOptions {
   adminToken: string;
   /** Serve the example chat page at /examples/chat/ (default false). */
   serveExamples?: boolean;
+  /** Addresses and CIDR blocks that may read the admin endpoints while adminToken is '' (default loopback). */
+  adminTrusted?: readonly string[];
+  /** /metrics answers as the admin endpoints do (default false: open). */
+  protectMetrics?: boolean;
 }
 
 export interface HttpSources {
@@ -33,6 +41,8 @@ export interface HttpSources {
   logger: Logger;
   /** False until the listeners are up, and again once shutdown starts. */
   isReady: () => boolean;
+  /** The admin page's sources (sampler, budget, cluster hook); without them /admin/ is 404. */
+  admin?: Omit<AdminSources, 'broker' | 'events' | 'logger'>;
 }
 
 const MAX_PAGE = 1000;
@@ -60,11 +70,17 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 export class BrokerHttpServer {
   private readonly server: http.Server;
+  private readonly guard: AdminGuard;
+  private readonly admin: AdminRoutes | null;
 
   constructor(
     private readonly options: HttpServerOptions,
     private readonly sources: HttpSources,
   ) {
+    this.guard = new AdminGuard({ token: options.adminToken, trusted: options.adminTrusted ?? ['127.0.0.0/8', '::1'] });
+    this.admin = sources.admin === undefined
+      ? null
+      : new AdminRoutes(this.guard, { ...sources.admin, broker: sources.broker, events: sources.events, logger: sources.logger });
     this.server = http.createServer((req, res) => {
       this.serverOnRequest(req, res).catch((error: Error) => {
         sources.logger.error({ event: 'http_error', err: error, url: req.url }, 'admin request failed');
@@ -79,6 +95,7 @@ export class BrokerHttpServer {
   }
 
   close(): Promise<void> {
+    this.sources.admin?.sampler.stop();
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -87,6 +104,10 @@ export class BrokerHttpServer {
 
   private async serverOnRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (this.admin !== null && AdminRoutes.owns(url.pathname)) {
+      await this.admin.handle(req, res, url);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, { error: 'method_not_allowed' });
       return;
@@ -106,6 +127,7 @@ export class BrokerHttpServer {
         return;
       }
       case '/metrics': {
+        if (this.options.protectMetrics === true && !this.admitted(req, res, null)) return;
         const body = await metrics.text();
         res.writeHead(200, { 'content-type': metrics.contentType });
         res.end(body);
@@ -119,25 +141,14 @@ export class BrokerHttpServer {
         send(res, 404, { error: 'not_found', path: url.pathname });
         return;
     }
-    if (!this.authorized(req, url)) {
-      send(res, 401, { error: 'unauthorized', hint: 'send Authorization: Bearer <http.adminToken>' });
-      return;
-    }
+    if (!this.admitted(req, res, url.searchParams.get('token'))) return;
     const offset = clampInt(url.searchParams.get('offset'), 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = clampInt(url.searchParams.get('limit'), 1, MAX_PAGE, 100);
     if (url.pathname === '/connz') {
       const all = [...broker.allSessions()];
       send(res, 200, {
         total: all.length, offset, limit,
-        connections: all.slice(offset, offset + limit).map((s) => ({
-          id: s.id, name: s.name, transport: s.transport,
-          remote: `${s.connection.remoteAddress}:${s.connection.remotePort}`,
-          state: s.state === 1 ? 'open' : 'handshake',
-          since: new Date(s.createdAt).toISOString(), lastSeen: new Date(s.lastSeen).toISOString(),
-          queuedBytes: s.outbound.queuedBytes, readingPaused: s.readingPaused,
-          streamsOpen: s.streamCount, streamsAnswering: s.legCount,
-          subscriptions: events.subscriptionsOf(s).length,
-        })),
+        connections: all.slice(offset, offset + limit).map((s) => connectionView(s, events)),
       });
       return;
     }
@@ -146,10 +157,7 @@ export class BrokerHttpServer {
       const subs = [...events.allSubscriptions()].filter((sub) => sessionId === null || sub.subscriber.id === sessionId);
       send(res, 200, {
         total: subs.length, offset, limit,
-        subscriptions: subs.slice(offset, offset + limit).map((sub) => ({
-          session: sub.subscriber.id, name: sub.subscriber.name, pattern: sub.pattern,
-          group: sub.group || undefined, presence: sub.presence, since: new Date(sub.since).toISOString(),
-        })),
+        subscriptions: subs.slice(offset, offset + limit).map(subscriptionView),
       });
       return;
     }
@@ -160,14 +168,13 @@ export class BrokerHttpServer {
     });
   }
 
-  private authorized(req: http.IncomingMessage, url: URL): boolean {
-    const expected = this.options.adminToken;
-    if (expected.length === 0) return true;
-    const header = req.headers.authorization ?? '';
-    const given = header.startsWith('Bearer ') ? header.slice(7) : (url.searchParams.get('token') ?? '');
-    const a = Buffer.from(given);
-    const b = Buffer.from(expected);
-    return a.length === b.length && timingSafeEqual(a, b);
+  /** True when the request may read admin data; else answers 401 with the reason and returns false. */
+  private admitted(req: http.IncomingMessage, res: http.ServerResponse, queryToken: string | null): boolean {
+    const verdict = this.guard.read(req, queryToken);
+    if (!isRefusal(verdict)) return true;
+    res.setHeader('www-authenticate', 'Bearer realm="socketd-broker admin"');
+    send(res, verdict.status, verdict.body);
+    return false;
   }
 }
 
