@@ -28,3 +28,7 @@ const result = await build({
 
 const bytes = Object.values(result.metafile.outputs).find((o) => o.entryPoint !== undefined)?.bytes ?? 0;
 console.log(`browser bundle: ${path.relative(root, outfile)} (${(bytes / 1024).toFixed(1)} KiB)`);
+
+// The admin page is a browser build too: built here so every caller of this script (npm run build, the
+// Dockerfile) gets it.
+await import('./build-admin.mjs');
