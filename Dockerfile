@@ -26,6 +26,8 @@ WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY --from=build /app/dist/browser ./dist/browser
+# The admin page (/admin/, docs/operations.md section 6.1), built with the browser bundle.
+COPY --from=build /app/dist/admin ./dist/admin
 COPY examples/web ./examples/web
 COPY package.json ./
 COPY bin ./bin
