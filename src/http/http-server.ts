@@ -18,6 +18,7 @@ import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
 import { listenServer } from '../transport/listen.js';
 import { AdminGuard, isRefusal } from './admin/guard.js';
+import { LOOPBACK } from './admin/trusted.js';
 import { AdminRoutes, type AdminSources } from './admin/admin-routes.js';
 import { connectionView, subscriptionView } from './admin/views.js';
 
@@ -77,7 +78,7 @@ export class BrokerHttpServer {
     private readonly options: HttpServerOptions,
     private readonly sources: HttpSources,
   ) {
-    this.guard = new AdminGuard({ token: options.adminToken, trusted: options.adminTrusted ?? ['127.0.0.0/8', '::1'] });
+    this.guard = new AdminGuard({ token: options.adminToken, trusted: options.adminTrusted ?? LOOPBACK });
     this.admin = sources.admin === undefined
       ? null
       : new AdminRoutes(this.guard, { ...sources.admin, broker: sources.broker, events: sources.events, logger: sources.logger });

@@ -10,6 +10,17 @@ import { Flag } from '../../src/protocol/flags.js';
 import { RawClient } from '../support/raw-client.js';
 import { eventually, ports, startTestBroker } from '../support/broker.js';
 import type { RunningServer } from '../../src/server.js';
+import http from 'node:http';
+
+/** A GET with the path sent as written (fetch would normalize `..`). */
+function rawStatus(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, headers: { authorization: 'Bearer admin-s3cret' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on('error', reject);
+  });
+}
 
 const READ_PATHS = ['/connz', '/subsz', '/namez', '/admin/api/overview', '/admin/api/sessions', '/admin/api/names', '/admin/api/subscriptions', '/admin/api/nodes'];
 
@@ -176,6 +187,14 @@ test('disconnect: needs the token (POST, JSON reason); the client gets Close wit
     assert.equal(big.status, 413);
     assert.equal(server.broker.sessionCount, 2, 'refused actions disconnected nobody');
     assert.equal((await call(server, '/admin/api/sessions/nobody/disconnect', { method: 'POST', body: '{}', token: 'admin-s3cret' })).status, 404);
+    assert.equal((await call(server, '/admin/api/sessions/%E0%A4%A/disconnect', { method: 'POST', body: '{}', token: 'admin-s3cret' })).status, 400, 'bad percent-encoding');
+    assert.equal((await call(server, '/admin/api/sessions/%E0%A4%A', { token: 'admin-s3cret' })).status, 400);
+    assert.equal((await call(server, '/admin/api/nope', { token: 'admin-s3cret' })).status, 404);
+    assert.equal((await call(server, '/admin/api/overview', { method: 'POST', token: 'admin-s3cret' })).status, 405);
+    assert.equal((await call(server, '/admin/nope.js', { token: 'admin-s3cret' })).status, 404, 'only the page\'s files');
+    for (const raw of ['/admin/../package.json', '/admin/%2e%2e/package.json', '/admin/..%2fpackage.json']) {
+      assert.equal(await rawStatus(ports(server).http, raw), 404, raw);
+    }
 
     const closeFrame = victim.nextFlag(Flag.Close, 5000);
     const done = await call(server, path, { method: 'POST', body: JSON.stringify({ reason: 'maintenance of the victim' }), token: 'admin-s3cret' });
@@ -191,6 +210,34 @@ test('disconnect: needs the token (POST, JSON reason); the client gets Close wit
   } finally {
     victim.close();
     bystander.close();
+    await server.close();
+  }
+});
+
+test('the nodes hook: /admin/api/nodes lists what a cluster gives, and the overview says it is clustered', async () => {
+  const server = await startTestBroker();
+  const { BrokerHttpServer } = await import('../../src/http/http-server.js');
+  const { AdminSampler } = await import('../../src/http/admin/sampler.js');
+  const { SessionCounts } = await import('../../src/http/admin/session-counts.js');
+  const sampler = new AdminSampler({ stats: server.broker.stats, counts: new SessionCounts(), subscriptionCount: () => 0 });
+  const nodes = [{ id: 'n1', state: 'up', names: 3, subscriptions: 10 }, { id: 'n2', state: 'connecting' }];
+  const clustered = new BrokerHttpServer({ host: '127.0.0.1', port: 0, adminToken: '' }, {
+    broker: server.broker, events: server.events, metrics: server.metrics, logger: server.logger, isReady: () => true,
+    admin: { sampler, memoryBudgetBytes: 1024, memoryLowWaterBytes: 512, cluster: { nodes: () => nodes } },
+  });
+  const { port } = await clustered.listen();
+  try {
+    const list = await (await fetch(`http://127.0.0.1:${port}/admin/api/nodes`)).json() as Record<string, unknown>;
+    assert.deepEqual(list, { clustered: true, nodes });
+    const overview = await (await fetch(`http://127.0.0.1:${port}/admin/api/overview`)).json() as Record<string, unknown>;
+    assert.equal(overview.clustered, true);
+    assert.equal(overview.memoryBudgetBytes, 1024);
+    assert.equal(sampler.running, true, 'the page\'s request started the sampler');
+    const alone = await call(server, '/admin/api/nodes');
+    assert.deepEqual(alone.body, { clustered: false, nodes: [] });
+  } finally {
+    await clustered.close();
+    assert.equal(sampler.running, false, 'closing the HTTP server stops the sampler');
     await server.close();
   }
 });

@@ -118,16 +118,23 @@ export class AdminRoutes {
       json(res, verdict.status, verdict.body, verdict.status === 401 ? { 'www-authenticate': 'Bearer realm="socketd-broker admin"' } : {});
       return;
     }
+    let id = '';
+    try {
+      if (session !== null) id = decodeURIComponent(session[1]);
+    } catch {
+      json(res, 400, { error: 'bad_path', hint: 'the session id is not valid percent-encoding' });
+      return;
+    }
     const { broker, events, sampler } = this.sources;
     // Every read of the page keeps the sampler going; nothing samples while nobody asks.
     sampler.touch();
     if (isAction) {
-      await this.disconnect(req, res, decodeURIComponent(session[1]));
+      await this.disconnect(req, res, id);
       return;
     }
     if (session !== null) {
-      const s = findSession(broker, decodeURIComponent(session[1]));
-      if (s === undefined) json(res, 404, { error: 'no_such_session', id: session[1] });
+      const s = findSession(broker, id);
+      if (s === undefined) json(res, 404, { error: 'no_such_session', id });
       else json(res, 200, sessionDetail(s, events));
       return;
     }
