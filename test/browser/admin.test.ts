@@ -316,3 +316,33 @@ test('the admin page without a token, from an address not on http.adminTrusted: 
     await broker.stop();
   }
 });
+
+test('the admin page with the defaults, from loopback: no token asked, actions greyed out until a token is set', { skip, timeout: 120_000 }, async () => {
+  if (missing) assert.fail(`${CHROMIUM} is missing, so the browser test cannot run: CI installs it in .ci/run (${INSTALL})`);
+
+  const broker = new BrokerProcess({});
+  let browser: Awaited<ReturnType<typeof launch>> | null = null;
+  let client: Client | null = null;
+  try {
+    const p = await broker.ports;
+    client = await connect(`sd:tcp://127.0.0.1:${p.tcp}`, { name: 'dave', reconnect: false });
+    browser = await launch(1280, 800);
+    const { page, errors } = browser;
+    const response = await page.goto(`http://127.0.0.1:${p.http}/admin/#sessions`, { waitUntil: 'load', timeout: 30_000 });
+    assert.equal(response?.status(), 200, 'loopback is trusted');
+    await page.waitForSelector('body[data-state="live"]', { timeout: 10_000 });
+    assert.ok(await page.locator('#forget').isHidden(), 'no token to forget');
+    await page.locator('#sessions tbody tr', { hasText: 'dave' }).click();
+    await page.waitForSelector('#detail:not([hidden])', { timeout: 10_000 });
+    assert.ok(await page.locator('#disconnect button').isDisabled(), 'disconnect needs a token');
+    assert.match(await page.textContent('#disconnect-note') ?? '', /set http\.adminToken/);
+    assert.equal(await page.evaluate("fetch('./api/sessions/x/disconnect', { method: 'POST' }).then((r) => r.status)"), 403,
+      'and the API refuses it too');
+    assert.deepEqual(errors.filter((e) => !/status of 403/.test(e)), []);
+  } finally {
+    await browser?.context.close().catch(() => {});
+    if (browser !== null) rmSync(browser.dir, { recursive: true, force: true });
+    await client?.close();
+    await broker.stop();
+  }
+});
