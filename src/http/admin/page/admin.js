@@ -289,8 +289,9 @@ function uptime(s) {
 async function pollOverview() {
   const o = await api(`overview?since=${lastT}`);
   overview = o;
-  // A broker restarted, or a sampler restarted after an idle pause: its history starts over.
-  if (o.samples.length > 0 && o.samples[0].t <= lastT) samples = [];
+  // A broker restarted, or its sampler restarted after nobody looked for a while (a hidden tab): its history
+  // starts over, and so do the charts rather than draw a line across the gap.
+  if (o.samples.length > 0 && (o.samples[0].t <= lastT || o.samples[0].t - lastT > 5 * o.sampleMs)) samples = [];
   for (const s of o.samples) samples.push(s);
   if (samples.length > MAX_POINTS) samples.splice(0, samples.length - MAX_POINTS);
   if (samples.length > 0) lastT = samples[samples.length - 1].t;
@@ -504,6 +505,11 @@ let running = false;
 let lastList = 0;
 
 async function loop() {
+  // A hidden tab asks for nothing, so the broker's sampler stops when no tab is visible.
+  if (document.hidden) {
+    setTimeout(loop, POLL_MS);
+    return;
+  }
   let go = true;
   try {
     await pollOverview();
