@@ -267,8 +267,12 @@ test('the admin page: token, sessions over tcp, ws and udp, moving charts, disco
     assert.match(await page.textContent('#disconnect-note') ?? '', /Disconnected bob: moved to another shard/);
     assert.ok(!(await rowTexts(page)).some((r) => r.includes('bob')), 'bob is gone from the table');
 
-    // A phone-sized screen.
+    // A phone-sized screen: the sessions (with the outcome of the disconnect), then the overview.
     await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(500);
+    const sessionsOverflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    assert.ok(sessionsOverflow <= 0, `the sessions view fits the phone's screen (${sessionsOverflow} px too wide)`);
+    t.diagnostic(`screenshot: ${await shot(page, 'admin-phone-sessions.png')}`);
     await page.click('#tabs a[data-view="overview"]');
     await page.waitForTimeout(1500);
     const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
