@@ -4,7 +4,8 @@
  * outside the source tree, and from there only:
  * - the tarball holds the built server, SDK, browser bundle, declarations, CLI, default config, examples and
  *   docs, and no sources, tests, bench or source maps of sources it does not ship;
- * - `node_modules/.bin/socketd-broker` answers --version, --help and check-config on the shipped config;
+ * - `node_modules/.bin/socketd-broker` answers --version, --help and check-config on the shipped config, and
+ *   so does the command `npm install -g` of the tarball installs;
  * - the installed broker starts on free ports and the installed SDK does a request/reply and a
  *   publish/subscribe round trip through it from an ESM script;
  * - a TypeScript consumer type-checks with tsc against the installed declarations (moduleResolution node16
@@ -36,6 +37,7 @@ const checkout = join(work, 'checkout');
 const packDir = join(work, 'pack');
 const project = join(work, 'project');
 const installed = join(project, 'node_modules', PKG.name);
+const globalPrefix = join(work, 'global');
 let broker: ChildProcess | null = null;
 
 test.after(async () => {
@@ -114,7 +116,7 @@ const NOT_COPIED = new Set(['.git', 'node_modules', 'dist', 'test', 'bench']);
 let tarball = '';
 let tarFiles: string[] = [];
 
-test('npm pack builds the package in a copy of the checkout; npm install puts it into an empty project', { timeout: 4 * STEP_MS }, async (t) => {
+test('npm pack builds the package in a copy of the checkout; npm install puts it into an empty project and -g into a prefix', { timeout: 4 * STEP_MS }, async (t) => {
   // The copy leaves out test/ and bench/ so the build prepack runs compiles the sources only (the tarball
   // ships neither); node_modules is the checkout's, linked.
   cpSync(ROOT, checkout, {
@@ -136,7 +138,11 @@ test('npm pack builds the package in a copy of the checkout; npm install puts it
 
   mkdirSync(project);
   write(join(project, 'package.json'), JSON.stringify({ name: 'socketd-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
-  await npm(['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `@types/node@${TYPES_NODE}`], project);
+  // The project's install and a global one (`npm install -g --prefix`), side by side.
+  await Promise.all([
+    npm(['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, `@types/node@${TYPES_NODE}`], project),
+    npm(['install', '-g', '--prefix', globalPrefix, '--no-audit', '--no-fund', '--prefer-offline', tarball], work),
+  ]);
   assert.ok(existsSync(join(installed, 'package.json')));
   assert.ok(relative(ROOT, project).startsWith('..'), 'the project is outside the checkout');
 });
@@ -186,6 +192,14 @@ test('the installed CLI: --version, --help and check-config on the shipped confi
   const refused = await run(bin, ['check-config', bad], project);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /limits\.maxData/);
+});
+
+test('npm install -g of the tarball gives a working socketd-broker command', async () => {
+  const bin = process.platform === 'win32' ? join(globalPrefix, 'socketd-broker.cmd') : join(globalPrefix, 'bin', 'socketd-broker');
+  const help = await ok(bin, ['--help'], work);
+  assert.match(help.stdout, /^Usage: socketd-broker /);
+  const version = await ok(bin, ['--version'], work);
+  assert.equal(version.stdout.trim(), PKG.version);
 });
 
 interface Ports {
