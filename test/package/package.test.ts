@@ -231,15 +231,18 @@ function startBroker(): Promise<Ports> {
     });
     broker = child;
     let log = '';
+    let scanned = 0; // log[0, scanned) holds whole lines already looked at
     const timer = setTimeout(() => reject(new Error(`no broker_started within ${STEP_MS} ms: ${log}`)), STEP_MS);
     const onData = (d: Buffer): void => {
       log += d.toString();
-      for (const line of log.split('\n')) {
+      const end = log.lastIndexOf('\n') + 1;
+      for (const line of log.slice(scanned, end).split('\n')) {
         if (!line.includes('"broker_started"')) continue;
         const a = (JSON.parse(line) as { addresses: Record<keyof Ports, { port: number }> }).addresses;
         clearTimeout(timer);
         resolvePromise({ tcp: a.tcp.port, udp: a.udp.port, ws: a.ws.port, http: a.http.port });
       }
+      scanned = Math.max(scanned, end);
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
