@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Entry point: the compiled CLI (npm install / npm ci builds dist/ through the `prepare` script).
+// Entry point: the compiled CLI. In a checkout, `npm ci` builds dist/ (the `prepare` script); the package
+// tarball ships it built (`prepack`).
 import { main } from '../dist/src/cli/main.js';
 
 main(process.argv).catch((error) => {
