@@ -10,6 +10,8 @@ import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type Permission
 import { EventRouter } from './broker/event-router.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
+import { HttpApi } from './http/api/http-api.js';
+import { ApiStats } from './http/api/api-stats.js';
 import { BrokerMetrics } from './metrics/metrics.js';
 import { ConfigError, settingsFromConfig } from './config/load.js';
 import type { AccessSection, BrokerConfig, TlsListenerConfig } from './config/schema.js';
@@ -93,11 +95,19 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const addresses: ServerAddresses = {};
   const started: Listener[] = [];
   let ready = false;
-  const metrics = new BrokerMetrics({ broker, events });
+  const apiConfig = config.http.api;
+  const apiStats = apiConfig.enabled ? new ApiStats() : undefined;
+  const api = apiStats !== undefined
+    ? new HttpApi(
+      { ratePerSecond: apiConfig.ratePerSecond, burst: apiConfig.burst, sseKeepaliveMs: Math.min(apiConfig.sseKeepaliveMs, Math.floor(settings.idleTimeoutMs / 2)), adminToken: config.http.adminToken },
+      { broker, stats: apiStats, logger },
+    )
+    : undefined;
+  const metrics = new BrokerMetrics({ broker, events, api: apiStats });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
       { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken, serveExamples: config.http.serveExamples },
-      { broker, events, metrics, logger, isReady: () => ready },
+      { broker, events, metrics, logger, isReady: () => ready, api },
     )
     : null;
   try {

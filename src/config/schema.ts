@@ -26,10 +26,21 @@ export interface AccessSection {
   users: UserEntry[];
 }
 
+/** The HTTP API under /api/ on the http listener (docs/http-api.md). */
+export interface HttpApiConfig {
+  enabled: boolean;
+  /** Calls per second per token (per client address without one); 0 = no limit. */
+  ratePerSecond: number;
+  /** Calls a token may make at once. */
+  burst: number;
+  /** Keepalive comments and Pings on idle event streams (at most half of timeouts.idleMs). */
+  sseKeepaliveMs: number;
+}
+
 export interface BrokerConfig {
   listeners: { tcp: ListenerConfig; udp: ListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
   /** serveExamples: the example chat page at /examples/chat/ (files of examples/web and dist/browser only). */
-  http: ListenerConfig & { adminToken: string; serveExamples: boolean };
+  http: ListenerConfig & { adminToken: string; serveExamples: boolean; api: HttpApiConfig };
   limits: {
     maxSid: number;
     maxEvent: number;
@@ -71,7 +82,10 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     tcps: { enabled: false, host: ALL, port: 8612, keyFile: '', certFile: '' },
     wss: { enabled: false, host: ALL, port: 8614, keyFile: '', certFile: '' },
   },
-  http: { enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true },
+  http: {
+    enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true,
+    api: { enabled: true, ratePerSecond: 100, burst: 200, sseKeepaliveMs: 15_000 },
+  },
   limits: {
     ...DEFAULT_FRAME_LIMITS,
     udpMaxDatagram: DEFAULT_SETTINGS.udpMaxDatagram,
@@ -122,7 +136,15 @@ const DAY = 24 * 3600 * 1000;
 /** Field rules by section; the `limits` maxima are the protocol's (they may only be lowered, spec §1). */
 export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>> = {
   listeners: { tcp: listener, udp: listener, ws: listener, tcps: tlsListener, wss: tlsListener },
-  http: { ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' } },
+  http: {
+    ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' },
+    api: {
+      enabled: { kind: 'bool' },
+      ratePerSecond: { kind: 'int', min: 0, max: 10_000_000 },
+      burst: positive(10_000_000),
+      sseKeepaliveMs: { kind: 'int', min: 100, max: DAY },
+    },
+  },
   limits: {
     maxSid: positive(DEFAULT_FRAME_LIMITS.maxSid),
     maxEvent: positive(DEFAULT_FRAME_LIMITS.maxEvent),

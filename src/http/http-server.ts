@@ -16,6 +16,7 @@ import type { EventRouter } from '../broker/event-router.js';
 import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
 import { listenServer } from '../transport/listen.js';
+import { API_PREFIX, type HttpApi } from './api/http-api.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -33,6 +34,8 @@ export interface HttpSources {
   logger: Logger;
   /** False until the listeners are up, and again once shutdown starts. */
   isReady: () => boolean;
+  /** The HTTP API under /api/ (docs/http-api.md), when http.api.enabled. */
+  api?: HttpApi;
 }
 
 const MAX_PAGE = 1000;
@@ -87,6 +90,10 @@ export class BrokerHttpServer {
 
   private async serverOnRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (this.sources.api !== undefined && url.pathname.startsWith(API_PREFIX)) {
+      await this.sources.api.handle(req, res, url);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, { error: 'method_not_allowed' });
       return;

@@ -7,6 +7,7 @@ import { flagLabel } from '../protocol/flags.js';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
 import { BucketHistogram, type BrokerStats } from '../broker/stats.js';
+import type { ApiStats } from '../http/api/api-stats.js';
 
 type Labels = Record<string, string | number>;
 type Values = MetricValue<string>[];
@@ -67,6 +68,8 @@ const QUEUE_BUCKETS = [0, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 4
 export interface MetricsSources {
   broker: Broker;
   events: EventRouter;
+  /** The HTTP API's counters, when it is enabled. */
+  api?: ApiStats;
 }
 
 export class BrokerMetrics {
@@ -116,6 +119,18 @@ export class BrokerMetrics {
       ...histogram('socketd_stream_duration_seconds', stats.requestLatency, { kind: 'request' }),
       ...histogram('socketd_stream_duration_seconds', stats.streamLatency, { kind: 'subscribe' }),
     ]);
+    const api = sources.api;
+    if (api !== undefined) {
+      // The HTTP API (docs/http-api.md); its sessions also count in every metric above as transport "http".
+      add('socketd_http_api_requests_total', 'HTTP API calls answered, by endpoint and status.', 'counter', () =>
+        [...api.requests].map(([key, value]) => {
+          const [endpoint, status] = key.split('|');
+          return { value, labels: { endpoint, status } };
+        }));
+      add('socketd_http_api_sse_streams', 'HTTP API event streams open.', 'gauge', () => one(api.sseOpen));
+      add('socketd_http_api_sse_events_total', 'Messages written to HTTP API event streams.', 'counter', () => one(api.sseEvents));
+      add('socketd_http_api_sse_closed_total', 'HTTP API event streams ended, by reason.', 'counter', () => fromMap(api.sseClosed, 'reason'));
+    }
   }
 
   async text(): Promise<string> {
