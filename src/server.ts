@@ -8,6 +8,7 @@ import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
 import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
+import { NamespaceTable } from './broker/namespace-table.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
 import { HttpApi } from './http/api/http-api.js';
@@ -67,13 +68,16 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config);
   const settings = settingsFromConfig(config);
   const stats = new BrokerStats();
-  const events = new EventRouter({
+  const eventOptions = {
     maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
-  }, stats);
+  };
+  const events = new EventRouter(eventOptions, stats);
+  // Each namespace routes with its own EventRouter; the table tells each session's router of its life.
+  const namespaces = new NamespaceTable(config.namespaces, events, () => new EventRouter(eventOptions, stats));
   const access = options.access ?? accessPolicyFrom(config.access);
-  const broker = new Broker({ settings, logger, stats, access, events, observers: [events] });
+  const broker = new Broker({ settings, logger, stats, access, events, observers: [namespaces], namespaces });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
@@ -103,11 +107,11 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
       { broker, stats: apiStats, logger },
     )
     : undefined;
-  const metrics = new BrokerMetrics({ broker, events, api: apiStats });
+  const metrics = new BrokerMetrics({ broker, events, api: apiStats, namespaces });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
       { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken, serveExamples: config.http.serveExamples },
-      { broker, events, metrics, logger, isReady: () => ready, api },
+      { broker, events, metrics, logger, isReady: () => ready, api, namespaces },
     )
     : null;
   try {
@@ -159,8 +163,11 @@ export function accessPolicyFrom(section: AccessSection): AccessPolicy {
     const out = { ...ALL_PERMISSIONS } as PermissionRules;
     for (const key of Object.keys(ALL_PERMISSIONS) as (keyof PermissionRules)[]) {
       const given = rules?.[key];
-      if (given !== undefined) out[key] = { allow: given.allow ?? ALL_PERMISSIONS[key].allow, deny: given.deny ?? [] };
+      if (given !== undefined) out[key] = { allow: given.allow ?? ALL_PERMISSIONS[key]!.allow, deny: given.deny ?? [] };
     }
+    // Namespaces (docs/namespaces.md): unset allows every one, so it is not in ALL_PERMISSIONS.
+    const namespaces = rules?.namespaces;
+    if (namespaces !== undefined) out.namespaces = { allow: namespaces.allow ?? ['*'], deny: namespaces.deny ?? [] };
     return out;
   };
   return new ConfigAccessPolicy({

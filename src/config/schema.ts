@@ -6,6 +6,7 @@ import { DEFAULT_FRAME_LIMITS } from '../protocol/limits.js';
 import { DEFAULT_SETTINGS } from '../broker/settings.js';
 import { ALL_PERMISSIONS, tokenProblem, type PermissionRules, type UserEntry } from '../broker/access.js';
 import { patternProblem } from '../protocol/event-pattern.js';
+import { isValidNamespaceName } from '../broker/namespace-name.js';
 
 export interface ListenerConfig {
   enabled: boolean;
@@ -70,6 +71,8 @@ export interface BrokerConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   /** Graceful shutdown (SIGTERM/SIGINT): how long sessions get to flush their queues and Close frames. */
   shutdown: { drainMs: number };
+  /** Namespaces: the handshake URL's path (docs/namespaces.md). */
+  namespaces: { fromPath: boolean; declared: string[]; requireDeclared: boolean; maxNamespaces: number };
 }
 
 const ALL = '0.0.0.0';
@@ -115,6 +118,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false },
   shutdown: { drainMs: 5_000 },
+  namespaces: { fromPath: true, declared: [], requireDeclared: false, maxNamespaces: 10_000 },
 });
 
 type Rule =
@@ -125,7 +129,9 @@ type Rule =
   /** Permission rules: publish/subscribe (event patterns) and claim/address (name globs), each allow/deny. */
   | { kind: 'permissions' }
   /** A list of users: name, token (plain, 8+ characters, or sha256:<hex>), permissions. */
-  | { kind: 'users' };
+  | { kind: 'users' }
+  /** A list of namespace names (docs/namespaces.md). */
+  | { kind: 'namespaces' };
 
 const port: Rule = { kind: 'int', min: 0, max: 65535 };
 const listener = { enabled: { kind: 'bool' }, host: { kind: 'string', nonEmpty: true }, port } as const;
@@ -185,6 +191,12 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     anonymousPermissions: { kind: 'permissions' },
     users: { kind: 'users' },
   },
+  namespaces: {
+    fromPath: { kind: 'bool' },
+    declared: { kind: 'namespaces' },
+    requireDeclared: { kind: 'bool' },
+    maxNamespaces: { kind: 'int', min: 1, max: 10_000_000 },
+  },
 };
 
 function isRule(value: unknown): value is Rule {
@@ -219,16 +231,26 @@ function checkValue(rule: Rule, value: unknown, path: string, problems: string[]
     case 'users':
       checkUsers(value, path, problems);
       return;
+    case 'namespaces':
+      if (!Array.isArray(value)) problems.push(`${path}: expected a list of namespace names, got ${describe(value)}`);
+      else {
+        for (const name of value as unknown[]) {
+          if (typeof name !== 'string' || name.length === 0 || !isValidNamespaceName(name)) {
+            problems.push(`${path}: ${describe(name)} is not a namespace name (1 to 64 letters, digits, '_', '.', '-')`);
+          }
+        }
+      }
+      return;
   }
 }
 
 const EVENT_RULES = ['publish', 'subscribe'] as const;
-const NAME_RULES = ['claim', 'address'] as const;
+const NAME_RULES = ['claim', 'address', 'namespaces'] as const;
 
 /** Permission rules: every list optional; event patterns must be valid patterns, names non-empty. */
 function checkPermissions(value: unknown, path: string, problems: string[]): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    problems.push(`${path}: expected a mapping of publish, subscribe, claim, address, got ${describe(value)}`);
+    problems.push(`${path}: expected a mapping of publish, subscribe, claim, address, namespaces, got ${describe(value)}`);
     return;
   }
   for (const [key, rule] of Object.entries(value)) {

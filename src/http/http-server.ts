@@ -17,6 +17,8 @@ import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
 import { listenServer } from '../transport/listen.js';
 import { API_PREFIX, type HttpApi } from './api/http-api.js';
+import type { NamespaceTable } from '../broker/namespace-table.js';
+import { namespaceLabel } from '../broker/namespace-name.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -36,6 +38,8 @@ export interface HttpSources {
   isReady: () => boolean;
   /** The HTTP API under /api/ (docs/http-api.md), when http.api.enabled. */
   api?: HttpApi;
+  /** Namespaces besides the default one (docs/namespaces.md): /subsz and /namez list theirs too. */
+  namespaces?: NamespaceTable;
 }
 
 const MAX_PAGE = 1000;
@@ -137,7 +141,7 @@ export class BrokerHttpServer {
       send(res, 200, {
         total: all.length, offset, limit,
         connections: all.slice(offset, offset + limit).map((s) => ({
-          id: s.id, name: s.name, transport: s.transport,
+          id: s.id, name: s.name, transport: s.transport, namespace: namespaceLabel(s.namespace?.name ?? ''),
           remote: `${s.connection.remoteAddress}:${s.connection.remotePort}`,
           state: s.state === 1 ? 'open' : 'handshake',
           since: new Date(s.createdAt).toISOString(), lastSeen: new Date(s.lastSeen).toISOString(),
@@ -150,20 +154,22 @@ export class BrokerHttpServer {
     }
     if (url.pathname === '/subsz') {
       const sessionId = url.searchParams.get('session');
-      const subs = [...events.allSubscriptions()].filter((sub) => sessionId === null || sub.subscriber.id === sessionId);
+      const subs = [...events.allSubscriptions(), ...[...this.sources.namespaces?.all() ?? []].flatMap((ns) => [...ns.events.allSubscriptions()])]
+        .filter((sub) => sessionId === null || sub.subscriber.id === sessionId);
       send(res, 200, {
         total: subs.length, offset, limit,
         subscriptions: subs.slice(offset, offset + limit).map((sub) => ({
-          session: sub.subscriber.id, name: sub.subscriber.name, pattern: sub.pattern,
+          session: sub.subscriber.id, name: sub.subscriber.name, namespace: namespaceLabel(sub.subscriber.namespace?.name ?? ''), pattern: sub.pattern,
           group: sub.group || undefined, presence: sub.presence, since: new Date(sub.since).toISOString(),
         })),
       });
       return;
     }
-    const names = [...broker.registry.names()];
+    const names = [...broker.registry.names()].map((g) => ({ ns: '', g }));
+    for (const ns of this.sources.namespaces?.all() ?? []) for (const g of ns.registry.names()) names.push({ ns: ns.name, g });
     send(res, 200, {
       total: names.length, offset, limit,
-      names: names.slice(offset, offset + limit).map((g) => ({ name: g.name, sessions: g.members.map((m) => m.id) })),
+      names: names.slice(offset, offset + limit).map(({ ns, g }) => ({ name: g.name, namespace: namespaceLabel(ns), sessions: g.members.map((m) => m.id) })),
     });
   }
 

@@ -230,7 +230,8 @@ export class HttpApi {
 
   /** Open sessions with this id or name, in `namespace`. */
   protected sessionsBy(id: string | undefined, name: string | undefined, namespace: string): Session[] {
-    const registry = namespace.length === 0 ? this.deps.broker.registry : undefined;
+    const { broker } = this.deps;
+    const registry = namespace.length === 0 ? broker.registry : broker.namespaces?.get(namespace)?.registry;
     if (registry === undefined) return [];
     if (id !== undefined) {
       const found = registry.get(id);
@@ -309,8 +310,6 @@ function namespaceOf(given: string | undefined): string {
   if (!isValidNamespaceName(name)) {
     throw new ApiError(400, 'bad_namespace', `Invalid namespace '${name}': 1 to 64 letters, digits, '_', '.', '-'`);
   }
-  // Until the broker scopes routing by namespace, only the default one exists.
-  if (name.length > 0) throw new ApiError(404, 'namespace_unknown', `No namespace '${name}'`);
   return name;
 }
 
