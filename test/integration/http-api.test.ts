@@ -376,3 +376,31 @@ describe('http api: tokens, permissions and limits', () => {
     }
   });
 });
+
+describe('http api: long-lived event streams', () => {
+  test('keepalives hold a stream open past the idle timeout; a broker shutdown ends it with a last event', async () => {
+    const server = await startTestBroker({ timeouts: { idleMs: 600 } });
+    const sse = await SseReader.open(server, 'event=tick');
+    try {
+      assert.equal(sse.status, 200);
+      // Keepalives every 300 ms (half the idle timeout): three idle timeouts later the session is still open.
+      await new Promise((r) => setTimeout(r, 1_800));
+      assert.equal(sse.ended, false);
+      assert.equal(server.broker.stats.closes.get('idle_timeout') ?? 0, 0);
+      const pub = await rawConnect(server, 'udp');
+      try {
+        pub.send({ flag: Flag.Message, event: 'tick', data: 'still here' });
+        await eventually(() => sse.messages().length === 1, 5000, 'the event');
+        assert.equal(sse.messages()[0].data, 'still here');
+      } finally {
+        closeAll(pub);
+      }
+    } finally {
+      await server.close();
+    }
+    await eventually(() => sse.ended, 5000, 'the stream ended');
+    const last = sse.events[sse.events.length - 1];
+    assert.equal(last.event, 'close');
+    assert.equal(JSON.parse(last.data).reason, 'shutdown');
+  });
+});
