@@ -214,6 +214,26 @@ describe('http api: publish, request, subscribe, presence, disconnect (anonymous
     await eventually(() => ![...server.events.allSubscriptions()].some((s) => s.pattern === 'orders.*'), 5000, 'the stream session released');
   });
 
+  test('GET /api/subscribe with a group: the streams share the Messages as a queue group', async () => {
+    const a = await SseReader.open(server, 'event=work.item&group=pool');
+    const b = await SseReader.open(server, 'event=work.item&group=pool');
+    const both = await SseReader.open(server, 'event=work.*&event=other.item');
+    try {
+      for (const r of [a, b, both]) assert.equal(r.status, 200);
+      await eventually(() => [...server.events.allSubscriptions()].filter((s) => s.group === 'pool').length === 2, 5000, 'the group');
+      for (let i = 0; i < 6; i++) {
+        const answer = await api(server, 'POST', '/api/publish', { event: 'work.item', data: String(i) });
+        assert.deepEqual(answer.body, { delivered: 2 }, 'one group member and the plain subscriber');
+      }
+      assert.deepEqual((await api(server, 'POST', '/api/publish', { event: 'other.item' })).body, { delivered: 1 });
+      await eventually(() => a.messages().length + b.messages().length === 6 && both.messages().length === 7, 5000, 'the deliveries');
+      assert.equal(a.messages().length, 3, 'round robin in the group');
+      assert.equal(b.messages().length, 3);
+    } finally {
+      for (const r of [a, b, both]) r.close();
+    }
+  });
+
   test('GET /api/subscribe: 400 without an event, and a bad pattern answered with the Alarm', async () => {
     const none = await SseReader.open(server, 'namespace=');
     assert.equal(none.status, 400);

@@ -246,6 +246,35 @@ describe('namespaces: access, declared namespaces, metrics and the HTTP API', ()
       assert.equal(presence.members.length, 1);
       const bad = await post({ event: 'orders.new', namespace: 'a/b' });
       assert.equal(bad.status, 400);
+      // A request and an event stream in tenant-a see only tenant-a.
+      const responder = await connect(server, 'ws', { path: 'tenant-a' });
+      try {
+        await subscribe(responder, 'price.get');
+        autoReply(responder, (f) => f.flag === Flag.Request, () => 'tenant-a price');
+        const asked = await fetch(`${base}/api/request`, { method: 'POST', body: JSON.stringify({ event: 'price.get', namespace: 'tenant-a' }) });
+        assert.equal(((await asked.json()) as { data: string }).data, 'tenant-a price');
+        const elsewhere = await fetch(`${base}/api/request`, { method: 'POST', body: JSON.stringify({ event: 'price.get' }) });
+        assert.equal(elsewhere.status, 404);
+      } finally {
+        closeAll(responder);
+      }
+      const controller = new AbortController();
+      const stream = await fetch(`${base}/api/subscribe?event=news.>&namespace=tenant-a`, { signal: controller.signal });
+      assert.equal(stream.status, 200);
+      const reader = stream.body!.getReader();
+      let text = '';
+      await eventually(() => [...server.broker.namespaces!.get('tenant-a')!.events.allSubscriptions()].some((x) => x.pattern === 'news.>'), 5000, 'the stream');
+      const pubDefault = await connect(server, 'tcp');
+      const pubA = await connect(server, 'tcp', { path: 'tenant-a' });
+      try {
+        pubDefault.send({ flag: Flag.Message, event: 'news.x', data: 'from-default' });
+        pubA.send({ flag: Flag.Message, event: 'news.x', data: 'from-a' });
+        while (!text.includes('from-a')) text += new TextDecoder().decode((await reader.read()).value);
+        assert.ok(!text.includes('from-default'), text);
+      } finally {
+        controller.abort();
+        closeAll(pubDefault, pubA);
+      }
     } finally {
       closeAll(inA, inDefault);
     }

@@ -97,18 +97,25 @@ export class VirtualClient implements VirtualPeer {
     const sid = fields.sid ?? this.sid();
     const bytes = encodeFrame({ ...fields, flag: Flag.Message, sid });
     return new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(this.ended ?? { reason: 'congested', text: `The broker did not read the message within ${timeoutMs} ms` }), timeoutMs);
+      let settled = false;
+      const settle = (result: { delivered: number; alarm: Frame | null } | Ended): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(sid);
+        resolve(result);
+      };
+      const timer = setTimeout(() => settle(this.ended ?? { reason: 'congested', text: `The broker did not read the message within ${timeoutMs} ms` }), timeoutMs);
+      let alarm: Frame | null = null;
+      // An Alarm for the Message arrives while it is fed; null: the session ended before it was read.
+      this.pending.set(sid, (frame) => {
+        if (frame !== null) alarm = frame;
+        else settle(this.ended ?? { reason: 'closed', text: 'The session ended before the message was read' });
+      });
       this.connection.whenReadable(() => {
-        let alarm: Frame | null = null;
-        this.pending.set(sid, (frame) => {
-          alarm = frame;
-        });
         const before = this.deps.deliveries();
         this.connection.feed(bytes);
-        const delivered = this.deps.deliveries() - before;
-        this.pending.delete(sid);
-        clearTimeout(timer);
-        resolve({ delivered, alarm });
+        settle({ delivered: this.deps.deliveries() - before, alarm });
       });
     });
   }
