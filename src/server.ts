@@ -8,10 +8,13 @@ import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
 import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
+import { NamespaceTable } from './broker/namespace-table.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
 import { AdminSampler } from './http/admin/sampler.js';
 import { SessionCounts } from './http/admin/session-counts.js';
+import { HttpApi } from './http/api/http-api.js';
+import { ApiStats } from './http/api/api-stats.js';
 import { BrokerMetrics } from './metrics/metrics.js';
 import { ConfigError, settingsFromConfig } from './config/load.js';
 import type { AccessSection, BrokerConfig, TlsListenerConfig } from './config/schema.js';
@@ -67,14 +70,17 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config);
   const settings = settingsFromConfig(config);
   const stats = new BrokerStats();
-  const events = new EventRouter({
+  const eventOptions = {
     maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
-  }, stats);
+  };
+  const events = new EventRouter(eventOptions, stats);
+  // Each namespace routes with its own EventRouter; the table tells each session's router of its life.
+  const namespaces = new NamespaceTable(config.namespaces, events, () => new EventRouter(eventOptions, stats));
   const access = options.access ?? accessPolicyFrom(config.access);
   const sessionCounts = new SessionCounts();
-  const broker = new Broker({ settings, logger, stats, access, events, observers: [events, sessionCounts] });
+  const broker = new Broker({ settings, logger, stats, access, events, observers: [namespaces, sessionCounts], namespaces });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
@@ -96,7 +102,15 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const addresses: ServerAddresses = {};
   const started: Listener[] = [];
   let ready = false;
-  const metrics = new BrokerMetrics({ broker, events });
+  const apiConfig = config.http.api;
+  const apiStats = apiConfig.enabled ? new ApiStats() : undefined;
+  const api = apiStats !== undefined
+    ? new HttpApi(
+      { ratePerSecond: apiConfig.ratePerSecond, burst: apiConfig.burst, sseKeepaliveMs: Math.min(apiConfig.sseKeepaliveMs, Math.floor(settings.idleTimeoutMs / 2)), adminToken: config.http.adminToken },
+      { broker, stats: apiStats, logger },
+    )
+    : undefined;
+  const metrics = new BrokerMetrics({ broker, events, api: apiStats, namespaces });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
       {
@@ -104,9 +118,9 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
         adminTrusted: config.http.adminTrusted, protectMetrics: config.http.protectMetrics,
       },
       {
-        broker, events, metrics, logger, isReady: () => ready,
+        broker, events, metrics, logger, isReady: () => ready, api, namespaces,
         admin: {
-          sampler: new AdminSampler({ stats, counts: sessionCounts, subscriptionCount: () => events.subscriptionCount }),
+          sampler: new AdminSampler({ stats, counts: sessionCounts, subscriptionCount: () => metrics.subscriptionTotal() }),
           memoryBudgetBytes: config.flow.memoryBudgetBytes, memoryLowWaterBytes: config.flow.memoryLowWaterBytes,
         },
       },
@@ -161,8 +175,11 @@ export function accessPolicyFrom(section: AccessSection): AccessPolicy {
     const out = { ...ALL_PERMISSIONS } as PermissionRules;
     for (const key of Object.keys(ALL_PERMISSIONS) as (keyof PermissionRules)[]) {
       const given = rules?.[key];
-      if (given !== undefined) out[key] = { allow: given.allow ?? ALL_PERMISSIONS[key].allow, deny: given.deny ?? [] };
+      if (given !== undefined) out[key] = { allow: given.allow ?? ALL_PERMISSIONS[key]!.allow, deny: given.deny ?? [] };
     }
+    // Namespaces (docs/namespaces.md): unset allows every one, so it is not in ALL_PERMISSIONS.
+    const namespaces = rules?.namespaces;
+    if (namespaces !== undefined) out.namespaces = { allow: namespaces.allow ?? ['*'], deny: namespaces.deny ?? [] };
     return out;
   };
   return new ConfigAccessPolicy({

@@ -33,6 +33,11 @@ export interface PermissionRules {
   claim: AllowDeny;
   /** `@` names the session may address (the name part of `name`, `name!`, `name*`; `*` needs `*` allowed). */
   address: AllowDeny;
+  /**
+   * Namespaces the session may join (globs; the default namespace is `/`); unset: every one
+   * (docs/namespaces.md). Checked once, at the handshake.
+   */
+  namespaces?: AllowDeny;
 }
 
 /** What one session may do; checked on the frame path, so the all-allowed case costs one boolean. */
@@ -75,6 +80,12 @@ export class Permissions {
 
   canAddress(name: string): boolean {
     return this.unrestricted || nameAllowed(this.rules.address, name);
+  }
+
+  /** May join the namespace `name` ('' is the default namespace, matched by the glob `/`). */
+  canUseNamespace(name: string): boolean {
+    const rule = this.rules.namespaces;
+    return rule === undefined || nameAllowed(rule, name.length === 0 ? '/' : name);
   }
 }
 

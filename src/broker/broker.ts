@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CloseCode } from '../protocol/codes.js';
 import type { Connection, ListenerReporter, TransportName } from '../transport/connection.js';
-import { OPEN_ACCESS, type AccessPolicy } from './access.js';
+import { OPEN_ACCESS, type AccessPolicy, type HandshakeRefusal, type Permissions } from './access.js';
+import type { Namespace, NamespaceTable } from './namespace-table.js';
 import { NO_EVENT_ROUTING, Router, type EventRouting } from './router.js';
 import { Session, SessionState } from './session.js';
 import type { SessionContext } from './session-context.js';
@@ -28,6 +29,8 @@ export interface BrokerDeps {
   events?: EventRouting;
   /** Told when a session opens or ends (subscriptions, presence, metrics). */
   observers?: SessionObserver[];
+  /** Namespaces other than the default one (docs/namespaces.md); without it every session is in the default. */
+  namespaces?: NamespaceTable;
 }
 
 export interface SessionObserver {
@@ -62,8 +65,10 @@ export class Broker implements SessionContext, ListenerReporter {
   private readonly handshakeBucket: TokenBucket | null;
   private budgetTimer: NodeJS.Timeout | null = null;
   private readonly budgetCheckBound = (): void => this.checkBudget();
+  readonly namespaces: NamespaceTable | null;
 
   constructor(deps: BrokerDeps) {
+    this.namespaces = deps.namespaces ?? null;
     this.settings = deps.settings;
     this.logger = deps.logger;
     this.stats = deps.stats ?? new BrokerStats();
@@ -163,8 +168,17 @@ export class Broker implements SessionContext, ListenerReporter {
     }
   }
 
+  enterNamespace(path: string, permissions: Permissions): Namespace | null | HandshakeRefusal {
+    return this.namespaces === null ? null : this.namespaces.enter(path, permissions);
+  }
+
+  /** The registry of the session's namespace (docs/namespaces.md). */
+  private registryOf(session: Session): SessionRegistry {
+    return session.namespace === null ? this.registry : session.namespace.registry;
+  }
+
   sessionOnOpen(session: Session): void {
-    this.registry.add(session);
+    this.registryOf(session).add(session);
     this.stats.sessionsOpen++;
     this.logger.info(
       { event: 'session_open', id: session.id, name: session.name || undefined, transport: session.transport, remote: remoteOf(session) },
@@ -178,7 +192,7 @@ export class Broker implements SessionContext, ListenerReporter {
     BrokerStats.inc(this.stats.closes, reason);
     if (wasOpen) {
       this.stats.sessionsOpen--;
-      this.registry.remove(session);
+      this.registryOf(session).remove(session);
       this.streams.requesterGone(session);
       this.streams.responderGone(session);
       this.router.releaseFragments(session);
@@ -194,7 +208,7 @@ export class Broker implements SessionContext, ListenerReporter {
   }
 
   sessionClosing(session: Session): void {
-    this.registry.remove(session);
+    this.registryOf(session).remove(session);
     this.logger.info({ event: 'session_closing', id: session.id, name: session.name || undefined }, 'session announced its close');
     for (const o of this.observers) o.sessionClosing?.(session);
   }

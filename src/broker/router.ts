@@ -64,8 +64,10 @@ export class Router {
     const targets = this.targets;
     emptyScratch(targets);
     let multi = false;
+    // The sender's namespace routes (docs/namespaces.md); null: the default one, the broker's own tables.
+    const ns = sender.namespace;
     if (meta.at === undefined) {
-      if (!this.events.resolve(sender, frame, targets)) return;
+      if (!(ns === null ? this.events : ns.events).resolve(sender, frame, targets)) return;
       if (targets.length === 0) {
         if (frame.flag === Flag.Message) BrokerStats.inc(this.stats.dropped, 'no_subscriber');
         else sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `No subscriber for event '${frame.event}'`);
@@ -86,7 +88,7 @@ export class Router {
           `User '${permissions.user}' may not address '@${meta.at}'`);
         return;
       }
-      this.resolveByName(sender, at, meta.hashKey, targets);
+      this.resolveByName(sender, at, meta.hashKey, targets, ns === null ? this.registry : ns.registry);
       if (targets.length === 0) {
         // The reference broker's wording (fixtures g2, g4).
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Broker don't have '@${meta.at}' session`);
@@ -106,12 +108,12 @@ export class Router {
   }
 
   /** Fills `targets` for an `@` address, never with the sender (spec §4.1). */
-  private resolveByName(sender: Session, at: AtAddress, hashKey: string | undefined, targets: Session[]): void {
+  private resolveByName(sender: Session, at: AtAddress, hashKey: string | undefined, targets: Session[], registry: SessionRegistry): void {
     if (at.mode === AtMode.Everyone) {
-      for (const s of this.registry.allNamed()) if (s !== sender) targets.push(s);
+      for (const s of registry.allNamed()) if (s !== sender) targets.push(s);
       return;
     }
-    const group = this.registry.group(at.name);
+    const group = registry.group(at.name);
     if (group === undefined) return;
     const members = group.members;
     const n = members.length;

@@ -2,7 +2,8 @@
  * What a session needs from the broker. The Broker implements it; tests may provide their own.
  */
 import type { Logger } from 'pino';
-import type { AccessPolicy } from './access.js';
+import type { AccessPolicy, HandshakeRefusal, Permissions } from './access.js';
+import type { Namespace } from './namespace-table.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
 import type { BrokerSettings } from './settings.js';
@@ -18,6 +19,11 @@ export interface SessionContext {
   readonly access: AccessPolicy;
   /** Takes a token from the broker-wide handshake rate limit; false refuses the handshake. */
   admitHandshake(now: number): boolean;
+  /**
+   * The namespace a handshake joins, from its URL's path (docs/namespaces.md): null for the default one, or
+   * the refusal. Without it every session is in the default namespace.
+   */
+  enterNamespace?(path: string, permissions: Permissions): Namespace | null | HandshakeRefusal;
   /** The handshake succeeded: register the session. */
   sessionOnOpen(session: Session): void;
   /** The session ended (once): release what it held. `wasOpen` is false for a failed handshake. */

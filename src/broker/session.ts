@@ -8,12 +8,13 @@ import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame, type FrameSink }
 import { FrameError } from '../protocol/errors.js';
 import { Frame } from '../protocol/frame.js';
 import { metaAppend } from '../protocol/meta.js';
-import { handshakeParams } from '../protocol/url.js';
+import { handshakeParams, urlPath } from '../protocol/url.js';
 import type { FrameLimits } from '../protocol/limits.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
 import { ALL_PERMISSIONS, Permissions } from './access.js';
 import { isValidSessionName } from './at-address.js';
 import type { FragmentRoute } from './fragment-route.js';
+import type { Namespace } from './namespace-table.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
 import type { PublishedEvent } from './published-event.js';
 import type { SessionContext } from './session-context.js';
@@ -55,6 +56,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   lastPublished: PublishedEvent | null = null;
   /** The last event checked for this session (EventRouter): an event is remembered once it repeats. */
   lastChecked = '';
+  /** Its namespace (the handshake URL's path, docs/namespaces.md); null for the default one. */
+  namespace: Namespace | null = null;
 
   // The three maps below are made on first use: most sessions never open, answer or fragment a stream, and
   // an empty Map is about 100 B per idle connection (bench S4).
@@ -261,6 +264,12 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
       this.refuse('name_forbidden', `User '${admitted.user}' may not claim the name '${name}'`);
       return;
     }
+    const namespace = this.ctx.enterNamespace?.(urlPath(url), admitted) ?? null;
+    if (namespace !== null && 'code' in namespace) {
+      this.refuse(namespace.code, namespace.text);
+      return;
+    }
+    this.namespace = namespace;
     this.permissions = admitted;
     this.name = name;
     this.params = params;

@@ -7,6 +7,7 @@ import { DEFAULT_SETTINGS } from '../broker/settings.js';
 import { ALL_PERMISSIONS, tokenProblem, type PermissionRules, type UserEntry } from '../broker/access.js';
 import { patternProblem } from '../protocol/event-pattern.js';
 import { LOOPBACK, trustedEntryProblem } from '../http/admin/trusted.js';
+import { isValidNamespaceName } from '../broker/namespace-name.js';
 
 export interface ListenerConfig {
   enabled: boolean;
@@ -35,10 +36,21 @@ export interface HttpAdminConfig {
   protectMetrics: boolean;
 }
 
+/** The HTTP API under /api/ on the http listener (docs/http-api.md). */
+export interface HttpApiConfig {
+  enabled: boolean;
+  /** Calls per second per token (per client address without one); 0 = no limit. */
+  ratePerSecond: number;
+  /** Calls a token may make at once. */
+  burst: number;
+  /** Keepalive comments and Pings on idle event streams (at most half of timeouts.idleMs). */
+  sseKeepaliveMs: number;
+}
+
 export interface BrokerConfig {
   listeners: { tcp: ListenerConfig; udp: ListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
   /** serveExamples: the example chat page at /examples/chat/ (files of examples/web and dist/browser only). */
-  http: ListenerConfig & { adminToken: string; serveExamples: boolean } & HttpAdminConfig;
+  http: ListenerConfig & { adminToken: string; serveExamples: boolean; api: HttpApiConfig } & HttpAdminConfig;
   limits: {
     maxSid: number;
     maxEvent: number;
@@ -68,6 +80,8 @@ export interface BrokerConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   /** Graceful shutdown (SIGTERM/SIGINT): how long sessions get to flush their queues and Close frames. */
   shutdown: { drainMs: number };
+  /** Namespaces: the handshake URL's path (docs/namespaces.md). */
+  namespaces: { fromPath: boolean; declared: string[]; requireDeclared: boolean; maxNamespaces: number };
 }
 
 const ALL = '0.0.0.0';
@@ -80,7 +94,10 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     tcps: { enabled: false, host: ALL, port: 8612, keyFile: '', certFile: '' },
     wss: { enabled: false, host: ALL, port: 8614, keyFile: '', certFile: '' },
   },
-  http: { enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true, adminTrusted: [...LOOPBACK], protectMetrics: false },
+  http: {
+    enabled: true, host: ALL, port: 8680, adminToken: '', serveExamples: true, adminTrusted: [...LOOPBACK], protectMetrics: false,
+    api: { enabled: true, ratePerSecond: 100, burst: 200, sseKeepaliveMs: 15_000 },
+  },
   limits: {
     ...DEFAULT_FRAME_LIMITS,
     udpMaxDatagram: DEFAULT_SETTINGS.udpMaxDatagram,
@@ -110,6 +127,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false },
   shutdown: { drainMs: 5_000 },
+  namespaces: { fromPath: true, declared: [], requireDeclared: false, maxNamespaces: 10_000 },
 });
 
 type Rule =
@@ -122,7 +140,9 @@ type Rule =
   /** A list of users: name, token (plain, 8+ characters, or sha256:<hex>), permissions. */
   | { kind: 'users' }
   /** A list of IP addresses and CIDR blocks (http.adminTrusted). */
-  | { kind: 'addresses' };
+  | { kind: 'addresses' }
+  /** A list of namespace names (docs/namespaces.md). */
+  | { kind: 'namespaces' };
 
 const port: Rule = { kind: 'int', min: 0, max: 65535 };
 const listener = { enabled: { kind: 'bool' }, host: { kind: 'string', nonEmpty: true }, port } as const;
@@ -136,6 +156,12 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
   http: {
     ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' },
     adminTrusted: { kind: 'addresses' }, protectMetrics: { kind: 'bool' },
+    api: {
+      enabled: { kind: 'bool' },
+      ratePerSecond: { kind: 'int', min: 0, max: 10_000_000 },
+      burst: positive(10_000_000),
+      sseKeepaliveMs: { kind: 'int', min: 100, max: DAY },
+    },
   },
   limits: {
     maxSid: positive(DEFAULT_FRAME_LIMITS.maxSid),
@@ -176,6 +202,12 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     anonymous: { kind: 'bool' },
     anonymousPermissions: { kind: 'permissions' },
     users: { kind: 'users' },
+  },
+  namespaces: {
+    fromPath: { kind: 'bool' },
+    declared: { kind: 'namespaces' },
+    requireDeclared: { kind: 'bool' },
+    maxNamespaces: { kind: 'int', min: 1, max: 10_000_000 },
   },
 };
 
@@ -221,16 +253,26 @@ function checkValue(rule: Rule, value: unknown, path: string, problems: string[]
         }
       }
       return;
+    case 'namespaces':
+      if (!Array.isArray(value)) problems.push(`${path}: expected a list of namespace names, got ${describe(value)}`);
+      else {
+        for (const name of value as unknown[]) {
+          if (typeof name !== 'string' || name.length === 0 || !isValidNamespaceName(name)) {
+            problems.push(`${path}: ${describe(name)} is not a namespace name (1 to 64 letters, digits, '_', '.', '-')`);
+          }
+        }
+      }
+      return;
   }
 }
 
 const EVENT_RULES = ['publish', 'subscribe'] as const;
-const NAME_RULES = ['claim', 'address'] as const;
+const NAME_RULES = ['claim', 'address', 'namespaces'] as const;
 
 /** Permission rules: every list optional; event patterns must be valid patterns, names non-empty. */
 function checkPermissions(value: unknown, path: string, problems: string[]): void {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    problems.push(`${path}: expected a mapping of publish, subscribe, claim, address, got ${describe(value)}`);
+    problems.push(`${path}: expected a mapping of publish, subscribe, claim, address, namespaces, got ${describe(value)}`);
     return;
   }
   for (const [key, rule] of Object.entries(value)) {

@@ -21,6 +21,9 @@ import { AdminGuard, isRefusal } from './admin/guard.js';
 import { LOOPBACK } from './admin/trusted.js';
 import { AdminRoutes, type AdminSources } from './admin/admin-routes.js';
 import { connectionView, subscriptionView } from './admin/views.js';
+import { API_PREFIX, type HttpApi } from './api/http-api.js';
+import type { NamespaceTable } from '../broker/namespace-table.js';
+import { namespaceLabel } from '../broker/namespace-name.js';
 
 export interface HttpServerOptions {
   host: string;
@@ -44,6 +47,10 @@ export interface HttpSources {
   isReady: () => boolean;
   /** The admin page's sources (sampler, budget, cluster hook); without them /admin/ is 404. */
   admin?: Omit<AdminSources, 'broker' | 'events' | 'logger'>;
+  /** The HTTP API under /api/ (docs/http-api.md), when http.api.enabled. */
+  api?: HttpApi;
+  /** Namespaces besides the default one (docs/namespaces.md): /subsz and /namez list theirs too. */
+  namespaces?: NamespaceTable;
 }
 
 const MAX_PAGE = 1000;
@@ -81,7 +88,7 @@ export class BrokerHttpServer {
     this.guard = new AdminGuard({ token: options.adminToken, trusted: options.adminTrusted ?? LOOPBACK });
     this.admin = sources.admin === undefined
       ? null
-      : new AdminRoutes(this.guard, { ...sources.admin, broker: sources.broker, events: sources.events, logger: sources.logger });
+      : new AdminRoutes(this.guard, { ...sources.admin, broker: sources.broker, events: sources.events, logger: sources.logger, namespaces: sources.namespaces });
     this.server = http.createServer((req, res) => {
       this.serverOnRequest(req, res).catch((error: Error) => {
         sources.logger.error({ event: 'http_error', err: error, url: req.url }, 'admin request failed');
@@ -107,6 +114,10 @@ export class BrokerHttpServer {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (this.admin !== null && AdminRoutes.owns(url.pathname)) {
       await this.admin.handle(req, res, url);
+      return;
+    }
+    if (this.sources.api !== undefined && url.pathname.startsWith(API_PREFIX)) {
+      await this.sources.api.handle(req, res, url);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -155,17 +166,19 @@ export class BrokerHttpServer {
     }
     if (url.pathname === '/subsz') {
       const sessionId = url.searchParams.get('session');
-      const subs = [...events.allSubscriptions()].filter((sub) => sessionId === null || sub.subscriber.id === sessionId);
+      const subs = [...events.allSubscriptions(), ...[...this.sources.namespaces?.all() ?? []].flatMap((ns) => [...ns.events.allSubscriptions()])]
+        .filter((sub) => sessionId === null || sub.subscriber.id === sessionId);
       send(res, 200, {
         total: subs.length, offset, limit,
         subscriptions: subs.slice(offset, offset + limit).map(subscriptionView),
       });
       return;
     }
-    const names = [...broker.registry.names()];
+    const names = [...broker.registry.names()].map((g) => ({ ns: '', g }));
+    for (const ns of this.sources.namespaces?.all() ?? []) for (const g of ns.registry.names()) names.push({ ns: ns.name, g });
     send(res, 200, {
       total: names.length, offset, limit,
-      names: names.slice(offset, offset + limit).map((g) => ({ name: g.name, sessions: g.members.map((m) => m.id) })),
+      names: names.slice(offset, offset + limit).map(({ ns, g }) => ({ name: g.name, namespace: namespaceLabel(ns), sessions: g.members.map((m) => m.id) })),
     });
   }
 

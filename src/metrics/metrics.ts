@@ -7,6 +7,8 @@ import { flagLabel } from '../protocol/flags.js';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
 import { BucketHistogram, type BrokerStats } from '../broker/stats.js';
+import type { ApiStats } from '../http/api/api-stats.js';
+import type { NamespaceTable } from '../broker/namespace-table.js';
 
 type Labels = Record<string, string | number>;
 type Values = MetricValue<string>[];
@@ -67,6 +69,10 @@ const QUEUE_BUCKETS = [0, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 4
 export interface MetricsSources {
   broker: Broker;
   events: EventRouter;
+  /** The HTTP API's counters, when it is enabled. */
+  api?: ApiStats;
+  /** Namespaces besides the default one (docs/namespaces.md). */
+  namespaces?: NamespaceTable;
 }
 
 export class BrokerMetrics {
@@ -108,7 +114,7 @@ export class BrokerMetrics {
     add('socketd_late_replies_total', 'Replies for streams already ended.', 'counter', () => one(stats.lateReplies));
     add('socketd_streams_open', 'Request/Subscribe streams open.', 'gauge', () => one(stats.streamsOpen));
     add('socketd_streams_total', 'Request/Subscribe streams opened.', 'counter', () => one(stats.streamsOpened));
-    add('socketd_subscriptions', 'Event subscriptions held.', 'gauge', () => one(this.sources.events.subscriptionCount));
+    add('socketd_subscriptions', 'Event subscriptions held.', 'gauge', () => one(this.subscriptionTotal()));
     add('socketd_outbound_queue_bytes', 'Bytes queued to all sessions.', 'gauge', () => one(this.queueTotal()));
     add('socketd_paused_readers', 'Sessions whose reading is paused by backpressure.', 'gauge', () => one(this.pausedReaders()));
     add('socketd_session_outbound_queue_bytes', 'Snapshot of the sessions by outbound queue size (a gauge histogram).', 'histogram', () => this.queueHistogram());
@@ -116,6 +122,27 @@ export class BrokerMetrics {
       ...histogram('socketd_stream_duration_seconds', stats.requestLatency, { kind: 'request' }),
       ...histogram('socketd_stream_duration_seconds', stats.streamLatency, { kind: 'subscribe' }),
     ]);
+    const namespaces = sources.namespaces;
+    if (namespaces !== undefined) {
+      // Bounded cardinality: a label per declared namespace, `/` for the default one, every other as `other`.
+      add('socketd_namespaces', 'Namespaces in use besides the default one.', 'gauge', () => one(namespaces.size));
+      add('socketd_namespace_sessions', 'Open sessions by namespace (declared ones, / the default, other the rest).', 'gauge', () =>
+        this.byNamespace(namespaces, (ns) => ns.sessions, stats.sessionsOpen));
+      add('socketd_namespace_subscriptions', 'Event subscriptions by namespace (declared ones, / the default, other the rest).', 'gauge', () =>
+        this.byNamespace(namespaces, (ns) => ns.events.subscriptionCount, this.subscriptionTotal()));
+    }
+    const api = sources.api;
+    if (api !== undefined) {
+      // The HTTP API (docs/http-api.md); its sessions also count in every metric above as transport "http".
+      add('socketd_http_api_requests_total', 'HTTP API calls answered, by endpoint and status.', 'counter', () =>
+        [...api.requests].map(([key, value]) => {
+          const [endpoint, status] = key.split('|');
+          return { value, labels: { endpoint, status } };
+        }));
+      add('socketd_http_api_sse_streams', 'HTTP API event streams open.', 'gauge', () => one(api.sseOpen));
+      add('socketd_http_api_sse_events_total', 'Messages written to HTTP API event streams.', 'counter', () => one(api.sseEvents));
+      add('socketd_http_api_sse_closed_total', 'HTTP API event streams ended, by reason.', 'counter', () => fromMap(api.sseClosed, 'reason'));
+    }
   }
 
   async text(): Promise<string> {
@@ -124,6 +151,26 @@ export class BrokerMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+
+  /** Event subscriptions in every namespace. */
+  subscriptionTotal(): number {
+    let total = this.sources.events.subscriptionCount;
+    for (const ns of this.sources.namespaces?.all() ?? []) total += ns.events.subscriptionCount;
+    return total;
+  }
+
+  /** `value` per namespace label; the default namespace gets what the others leave of `total`. */
+  private byNamespace(table: NamespaceTable, value: (ns: { sessions: number; events: { subscriptionCount: number } }) => number, total: number): Values {
+    const counts = new Map<string, number>([['/', total], ['other', 0]]);
+    for (const d of table.options.declared) counts.set(d, 0);
+    for (const ns of table.all()) {
+      const n = value(ns);
+      const label = table.isDeclared(ns.name) ? ns.name : 'other';
+      counts.set(label, counts.get(label)! + n);
+      counts.set('/', counts.get('/')! - n);
+    }
+    return fromMap(counts, 'namespace');
   }
 
   private openByTransport(): Values {

@@ -20,3 +20,27 @@ export function handshakeParams(url: string, metaString: string): Map<string, st
   if (metaString.length > 0) for (const [k, v] of parseMeta(metaString)) params.set(k, v);
   return params;
 }
+
+/**
+ * The path of a Socket.D URL without its leading and trailing `/` ('' for none or `/`), not decoded:
+ * `tcp://host:8602/tenant-a?@=svc` -> `tenant-a`. It names the session's namespace (docs/namespaces.md).
+ */
+export function urlPath(url: string): string {
+  const scheme = url.indexOf('://');
+  let start = scheme === -1 ? 0 : scheme + 3;
+  let end = url.length;
+  for (let i = start; i < end; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 63 /* ? */ || c === 35 /* # */) {
+      end = i;
+      break;
+    }
+  }
+  // The authority (host:port) ends at the first '/'; without one there is no path.
+  const slash = url.indexOf('/', start);
+  if (slash === -1 || slash >= end) return '';
+  start = slash;
+  while (start < end && url.charCodeAt(start) === 47 /* / */) start++;
+  while (end > start && url.charCodeAt(end - 1) === 47) end--;
+  return url.slice(start, end);
+}

@@ -29,6 +29,8 @@ export interface RawConnectOptions {
   query?: string;
   /** Extra Connect metas, e.g. `sub=chat.*`. */
   meta?: string;
+  /** The URL's path without its leading `/`: the namespace (docs/namespaces.md). */
+  path?: string;
   /** Expect Connack (default) or return right after sending Connect. */
   awaitConnack?: boolean;
 }
@@ -116,7 +118,8 @@ export class RawClient implements FrameSink {
 
   async handshake(port: number, options: RawConnectOptions = {}): Promise<Frame | null> {
     const query = [options.name !== undefined ? `@=${options.name}` : '', options.query ?? ''].filter((s) => s).join('&');
-    const url = `${this.transport}://127.0.0.1:${port}${this.transport === 'ws' ? '/' : ''}${query ? `?${query}` : ''}`;
+    const path = options.path !== undefined ? `/${options.path}` : this.transport === 'ws' ? '/' : '';
+    const url = `${this.transport}://127.0.0.1:${port}${path}${query ? `?${query}` : ''}`;
     const connectSid = sid();
     this.send({ flag: Flag.Connect, sid: connectSid, event: url, meta: `Socket.D=1.0${options.meta ? `&${options.meta}` : ''}`, data: url });
     if (options.awaitConnack === false) return null;

@@ -3,7 +3,7 @@
  */
 import test, { describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { handshakeParams, urlQuery } from '../../src/protocol/url.js';
+import { handshakeParams, urlPath, urlQuery } from '../../src/protocol/url.js';
 
 describe('urlQuery', () => {
   test('the raw query of the reference Connect URLs', () => {
@@ -67,5 +67,20 @@ describe('handshakeParams', () => {
   test('the reference Connect frames: query @=svc and meta Socket.D=1.0', () => {
     const params = handshakeParams('tcp://127.0.0.1:18632?@=svc', 'Socket.D=1.0');
     assert.deepEqual(Object.fromEntries(params), { '@': 'svc', 'Socket.D': '1.0' });
+  });
+});
+
+describe('urlPath (the namespace, docs/namespaces.md)', () => {
+  test('the path without its slashes; none, / and a bare query are the default namespace', () => {
+    assert.equal(urlPath('tcp://127.0.0.1:8602/tenant-a?@=svc'), 'tenant-a');
+    assert.equal(urlPath('ws://127.0.0.1:8604/tenant-a/'), 'tenant-a');
+    assert.equal(urlPath('udp://127.0.0.1:8603/tenant-b#frag'), 'tenant-b');
+    assert.equal(urlPath('tcp://127.0.0.1:8602'), '');
+    assert.equal(urlPath('tcp://127.0.0.1:8602?@=svc'), '');
+    assert.equal(urlPath('ws://127.0.0.1:8604/'), '');
+    assert.equal(urlPath('ws://127.0.0.1:8604/?a=/b'), '');
+    assert.equal(urlPath('tcp://127.0.0.1:8602?x=/not-a-path'), '');
+    assert.equal(urlPath('tcp://h:1/a/b?q'), 'a/b', 'nested paths are kept whole (and refused as namespaces)');
+    assert.equal(urlPath('sd:http://api/ns-1'), 'ns-1');
   });
 });

@@ -14,6 +14,7 @@ import type { EventRouter } from '../../broker/event-router.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { isRefusal, type AdminGuard } from './guard.js';
 import { HISTORY, SAMPLE_MS, type AdminSampler } from './sampler.js';
+import type { NamespaceTable } from '../../broker/namespace-table.js';
 import { connectionView, findSession, nameViews, patternViews, sessionDetail } from './views.js';
 
 /** The nodes of a cluster as the page's nodes view lists them; absent while the broker runs alone. */
@@ -31,6 +32,8 @@ export interface AdminSources {
   memoryBudgetBytes: number;
   memoryLowWaterBytes: number;
   cluster?: ClusterView;
+  /** Namespaces besides the default one: their names and subscriptions are listed too. */
+  namespaces?: NamespaceTable;
 }
 
 /** The built page: this file is dist/src/http/admin/admin-routes.js, the page dist/admin (scripts/build-admin.mjs). */
@@ -151,12 +154,12 @@ export class AdminRoutes {
         return;
       }
       case 'names': {
-        const all = nameViews(broker).filter((n) => q.length === 0 || matches(q, n.name));
+        const all = nameViews(broker, this.sources.namespaces).filter((n) => q.length === 0 || matches(q, n.name));
         json(res, 200, { total: all.length, offset, limit, names: all.slice(offset, offset + limit) });
         return;
       }
       case 'subscriptions': {
-        const all = patternViews(events).filter((p) => q.length === 0 || matches(q, p.pattern, ...p.groups.map((g) => g.group)));
+        const all = patternViews(events, this.sources.namespaces).filter((p) => q.length === 0 || matches(q, p.pattern, ...p.groups.map((g) => g.group)));
         json(res, 200, { total: all.length, offset, limit, patterns: all.slice(offset, offset + limit) });
         return;
       }

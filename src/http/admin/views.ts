@@ -5,26 +5,34 @@
 import type { Broker } from '../../broker/broker.js';
 import type { EventRouter } from '../../broker/event-router.js';
 import type { Session } from '../../broker/session.js';
+import type { NamespaceTable } from '../../broker/namespace-table.js';
+import { namespaceLabel } from '../../broker/namespace-name.js';
 
 type Subscription = ReturnType<EventRouter['subscriptionsOf']>[number];
+
+/** The event router that holds a session's subscriptions: its namespace's, or the default one. */
+function eventsOf(s: Session, defaultEvents: EventRouter): EventRouter {
+  return s.namespace?.events ?? defaultEvents;
+}
 
 /** A session as /connz lists it. */
 export function connectionView(s: Session, events: EventRouter): Record<string, unknown> {
   return {
-    id: s.id, name: s.name, transport: s.transport,
+    id: s.id, name: s.name, transport: s.transport, namespace: namespaceLabel(s.namespace?.name ?? ''),
     remote: `${s.connection.remoteAddress}:${s.connection.remotePort}`,
     state: s.state === 1 ? 'open' : 'handshake',
     since: new Date(s.createdAt).toISOString(), lastSeen: new Date(s.lastSeen).toISOString(),
     queuedBytes: s.outbound.queuedBytes, readingPaused: s.readingPaused, congested: s.outbound.congested,
     streamsOpen: s.streamCount, streamsAnswering: s.legCount,
-    subscriptions: events.subscriptionsOf(s).length,
+    subscriptions: eventsOf(s, events).subscriptionsOf(s).length,
   };
 }
 
 /** A subscription as /subsz lists it. */
 export function subscriptionView(sub: Subscription): Record<string, unknown> {
   return {
-    session: sub.subscriber.id, name: sub.subscriber.name, pattern: sub.pattern,
+    session: sub.subscriber.id, name: sub.subscriber.name, namespace: namespaceLabel(sub.subscriber.namespace?.name ?? ''),
+    pattern: sub.pattern,
     group: sub.group || undefined, presence: sub.presence, since: new Date(sub.since).toISOString(),
   };
 }
@@ -37,7 +45,7 @@ export function sessionDetail(s: Session, events: EventRouter): Record<string, u
     openedAt: s.openedAt > 0 ? new Date(s.openedAt).toISOString() : undefined,
     congestedSince: s.outbound.congested ? new Date(s.outbound.congestedSince).toISOString() : undefined,
     fragmentsInFlight: s.fragmentCount,
-    subscriptionList: events.subscriptionsOf(s).map(subscriptionView),
+    subscriptionList: eventsOf(s, events).subscriptionsOf(s).map(subscriptionView),
   };
 }
 
@@ -58,14 +66,17 @@ export interface PatternView {
   groups: { group: string; members: { id: string; name: string }[] }[];
 }
 
-/** Every subscription pattern with its subscribers, patterns sorted. */
-export function patternViews(events: EventRouter): PatternView[] {
-  const byPattern = new Map<string, PatternView>();
-  for (const sub of events.allSubscriptions()) {
-    let view = byPattern.get(sub.pattern);
+/** Every subscription pattern with its subscribers, patterns sorted (per namespace: `ns` labels it). */
+export function patternViews(events: EventRouter, namespaces?: NamespaceTable): (PatternView & { namespace: string })[] {
+  const byPattern = new Map<string, PatternView & { namespace: string }>();
+  const routers: [string, EventRouter][] = [['', events]];
+  for (const ns of namespaces?.all() ?? []) routers.push([ns.name, ns.events]);
+  for (const [nsName, router] of routers) for (const sub of router.allSubscriptions()) {
+    const key = `${nsName}\0${sub.pattern}`;
+    let view = byPattern.get(key);
     if (view === undefined) {
-      view = { pattern: sub.pattern, subscribers: 0, presence: 0, direct: [], groups: [] };
-      byPattern.set(sub.pattern, view);
+      view = { pattern: sub.pattern, namespace: namespaceLabel(nsName), subscribers: 0, presence: 0, direct: [], groups: [] };
+      byPattern.set(key, view);
     }
     view.subscribers++;
     if (sub.presence) view.presence++;
@@ -78,15 +89,19 @@ export function patternViews(events: EventRouter): PatternView[] {
       group.members.push(who);
     }
   }
-  return [...byPattern.values()].sort((a, b) => (a.pattern < b.pattern ? -1 : a.pattern > b.pattern ? 1 : 0));
+  const order = (v: PatternView & { namespace: string }): string => `${v.namespace}\0${v.pattern}`;
+  return [...byPattern.values()].sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
 }
 
-/** Every `@` name with its sessions, names sorted. */
-export function nameViews(broker: Broker): { name: string; sessions: { id: string; transport: string; remote: string }[] }[] {
-  return [...broker.registry.names()]
-    .map((g) => ({
+/** Every `@` name with its sessions, names sorted (each namespace's names too, labelled). */
+export function nameViews(broker: Broker, namespaces?: NamespaceTable): { name: string; namespace: string; sessions: { id: string; transport: string; remote: string }[] }[] {
+  const groups = [...broker.registry.names()].map((g) => ({ ns: '', g }));
+  for (const ns of namespaces?.all() ?? []) for (const g of ns.registry.names()) groups.push({ ns: ns.name, g });
+  return groups
+    .map(({ ns, g }) => ({
       name: g.name,
+      namespace: namespaceLabel(ns),
       sessions: g.members.map((m) => ({ id: m.id, transport: m.transport, remote: `${m.connection.remoteAddress}:${m.connection.remotePort}` })),
     }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort((a, b) => (a.namespace + a.name < b.namespace + b.name ? -1 : a.namespace + a.name > b.namespace + b.name ? 1 : 0));
 }
