@@ -5,6 +5,7 @@
  * (socketd-transport-java-tcp, -java-udp, -java-websocket, ...) 2.5.x on the classpath.
  *
  *     java -cp <socketd jars>:examples/java QuickStart sd:tcp://127.0.0.1:8602/ sd:udp://127.0.0.1:8603/
+ *     java -Dca=cert.pem -cp ... QuickStart sd:tcps://127.0.0.1:8612/      # TLS, trusting the PEM certificate
  *
  * Prints what each step got and exits 0 only when every step got what it expected.
  */
@@ -15,6 +16,11 @@ import org.noear.socketd.transport.client.ClientSession;
 import org.noear.socketd.transport.core.entity.StringEntity;
 import org.noear.socketd.transport.core.listener.EventListener;
 
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
+import java.io.FileInputStream;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -32,6 +38,22 @@ public class QuickStart {
         System.exit(failures == 0 ? 0 : 1);
     }
 
+    /** With -Dca=FILE (a PEM certificate): a TLS context that trusts it, else null (no TLS). */
+    static SSLContext tls() throws Exception {
+        String ca = System.getProperty("ca");
+        if (ca == null) return null;
+        KeyStore trust = KeyStore.getInstance(KeyStore.getDefaultType());
+        trust.load(null, null);
+        try (FileInputStream in = new FileInputStream(ca)) {
+            trust.setCertificateEntry("broker", CertificateFactory.getInstance("X.509").generateCertificate(in));
+        }
+        TrustManagerFactory factory = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        factory.init(trust);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(null, factory.getTrustManagers(), null);
+        return context;
+    }
+
     static Entity toSvc(String text) {
         return new StringEntity(text).metaPut("@", "svc");
     }
@@ -41,7 +63,8 @@ public class QuickStart {
         List<String> messages = Collections.synchronizedList(new ArrayList<>());
         CountDownLatch messageSeen = new CountDownLatch(1);
         String sep = url.contains("?") ? "&" : "?";
-        ClientSession svc = SocketD.createClient(url + sep + "@=svc").listen(new EventListener().doOn("hello", (s, m) -> {
+        SSLContext tls = tls();
+        ClientSession svc = SocketD.createClient(url + sep + "@=svc").config(c -> c.sslContext(tls)).listen(new EventListener().doOn("hello", (s, m) -> {
             if (m.isRequest()) {
                 s.replyEnd(m, new StringEntity("re:" + m.dataAsString()));
             } else if (m.isSubscribe()) {
@@ -52,7 +75,7 @@ public class QuickStart {
                 messageSeen.countDown();
             }
         })).open();
-        ClientSession caller = SocketD.createClient(url).open();
+        ClientSession caller = SocketD.createClient(url).config(c -> c.sslContext(tls)).open();
         try {
             caller.send("hello", toSvc("m1"));
             messageSeen.await(10, TimeUnit.SECONDS);

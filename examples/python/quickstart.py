@@ -11,6 +11,7 @@ package `socket.d` (PyPI), or `python/socketd` of github.com/noear/socket.d on P
 """
 import argparse
 import asyncio
+import ssl
 import sys
 
 try:
@@ -59,13 +60,19 @@ def to_svc(text: str) -> StringEntity:
     return entity
 
 
-async def quickstart(url: str, big: int) -> list:
-    """Returns the failed steps (empty when all passed)."""
+async def quickstart(url: str, big: int, tls: ssl.SSLContext | None = None) -> list:
+    """Returns the failed steps (empty when all passed). With `tls`, `url` is an sd:ws:// URL the client turns
+    into wss:// itself."""
     failures = []
     sep = "&" if "?" in url else "?"
     got_messages: list = []
-    svc = await SocketD.create_client(url + sep + "@=svc").listen(service_listener(got_messages)).open_or_throw()
-    caller = await SocketD.create_client(url).open_or_throw()
+
+    def configure(config):
+        if tls is not None:
+            config.ssl_context(tls)
+
+    svc = await SocketD.create_client(url + sep + "@=svc").config(configure).listen(service_listener(got_messages)).open_or_throw()
+    caller = await SocketD.create_client(url).config(configure).open_or_throw()
     try:
         # send: fire and forget, seen by svc
         caller.send("hello", to_svc("m1"))
@@ -110,14 +117,18 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tcp", default="sd:tcp://127.0.0.1:8602/", help="tcp URL, with a path (the client reads the port up to a /) ('' to skip)")
     parser.add_argument("--ws", default="sd:ws://127.0.0.1:8604/", help="ws URL ('' to skip)")
+    parser.add_argument("--wss", default="", help="a wss listener, written sd:ws://host:port/ (the client makes it wss)")
+    parser.add_argument("--cafile", default="", help="with --wss: the CA (or self-signed) certificate to trust")
     parser.add_argument("--big", type=int, default=0, help="also request with a payload of this many bytes")
     args = parser.parse_args()
     print(f"socket.d {SocketD.version()} on Python {sys.version.split()[0]}", flush=True)
     failed = []
-    for url in [u for u in (args.tcp, args.ws) if u]:
-        print(url, flush=True)
+    tls = ssl.create_default_context(cafile=args.cafile or None) if args.wss else None
+    runs = [(u, None) for u in (args.tcp, args.ws) if u] + ([(args.wss, tls)] if args.wss else [])
+    for url, context in runs:
+        print(url + (" with TLS" if context else ""), flush=True)
         try:
-            failed += [f"{url} {step}" for step in await asyncio.wait_for(quickstart(url, args.big), 4 * TIMEOUT_S)]
+            failed += [f"{url} {step}" for step in await asyncio.wait_for(quickstart(url, args.big, context), 4 * TIMEOUT_S)]
         except Exception as error:  # a failed connect or a timeout: reported, not raised
             print(f"  FAIL {type(error).__name__}: {error}", flush=True)
             failed.append(url)
