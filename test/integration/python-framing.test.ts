@@ -311,3 +311,43 @@ test('python framing: with listeners.tcp.detectPythonFraming false the prefixed 
     }
   }, { listeners: { tcp: { enabled: true, host: '127.0.0.1', port: 0, detectPythonFraming: false } } });
 });
+
+test('the Connack comes before any Alarm, and Replies in order, even when Connect and Requests share one write (standard and prefixed)', async () => {
+  await withBroker(async (server) => {
+    const svc = await connect(server, 'tcp', { name: 'svc' });
+    try {
+      for (const framing of ['standard', 'length_prefixed'] as const) {
+        const client = framing === 'standard' ? await RawClient.open('tcp', ports(server).tcp) : await RawClient.openPython(ports(server).tcp);
+        try {
+          const url = `tcp://127.0.0.1:${ports(server).tcp}/`;
+          const frames = [
+            encodeFrame({ flag: Flag.Connect, sid: sid(), event: url, meta: 'Socket.D=1.0', data: url }),
+            encodeFrame({ flag: Flag.Request, sid: 'r-nobody', event: 'ask', meta: '@=nobody', data: 'q' }),
+            encodeFrame({ flag: Flag.Subscribe, sid: 's-svc', event: 'feed', meta: '@=svc', data: 's' }),
+          ];
+          const wire = framing === 'standard' ? Buffer.concat(frames) : Buffer.concat(frames.map((f) => {
+            const p = Buffer.alloc(4);
+            p.writeUInt32BE(f.length, 0);
+            return Buffer.concat([p, f]);
+          }));
+          if (framing === 'standard') client.sendBytes(wire);
+          else client.sendRawPrefixed(wire);
+          const sub = await svc.nextFlag(Flag.Subscribe, WAIT_MS);
+          for (let i = 0; i < 5; i++) svc.send({ flag: Flag.Reply, sid: sub.sid, event: sub.event, data: `r${i}` });
+          svc.send({ flag: Flag.ReplyEnd, sid: sub.sid, event: sub.event, data: 'end' });
+          const seen = await client.collect(300);
+          await eventually(() => seen.length + client.frames.length >= 8, WAIT_MS, 'every answer');
+          const all = [...seen, ...client.frames.splice(0)];
+          assert.equal(all[0]!.flag, Flag.Connack, `${framing}: the Connack first`);
+          assert.equal(all.filter((f) => f.flag === Flag.Alarm).length, 1);
+          const replies = all.filter((f) => f.sid === 's-svc').map((f) => f.data.toString());
+          assert.deepEqual(replies, ['r0', 'r1', 'r2', 'r3', 'r4', 'end'], `${framing}: replies in order`);
+        } finally {
+          closeAll(client);
+        }
+      }
+    } finally {
+      closeAll(svc);
+    }
+  });
+});
