@@ -158,7 +158,16 @@ test('python framing: a 200 KiB message both ways, and a burst of small frames i
       const got: string[] = [];
       for (let i = 0; i < 200; i++) got.push((await py.next((f) => f.event === 'tick', WAIT_MS)).data.toString());
       assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => `n${i}`));
-      assertPrefixed(py, 202);
+      // 1000 frames of 1 KB from a standard client: read in large chunks, forwarded as merged ranges of them,
+      // flushed through the corked path (over 64 KiB per flush); the prefixes are found frame by frame.
+      const pad = 'y'.repeat(1000);
+      std.sendBytes(Buffer.concat(Array.from({ length: 1000 }, (_, i) =>
+        encodeFrame({ flag: Flag.Message, sid: sid(), event: 'bulk', meta: '@=py', data: `${i}:${pad}` }))));
+      for (let i = 0; i < 1000; i++) {
+        const f = await py.next((x) => x.event === 'bulk', WAIT_MS);
+        assert.equal(f.data.toString(), `${i}:${pad}`);
+      }
+      assertPrefixed(py, 1202);
       assertPrefixed(py2, 2);
     } finally {
       closeAll(py, py2, std);
