@@ -49,7 +49,8 @@ export function detectTcpFraming(head: Buffer): TcpFraming | null {
 export class TcpFramingDetector {
   /** Every chunk received so far (normally one). */
   readonly chunks: Buffer[] = [];
-  private readonly head = Buffer.alloc(DECIDE_ANY_BYTES);
+  /** The first bytes, copied only when they come in several chunks (made then: most connections never need it). */
+  private head: Buffer | null = null;
   private headBytes = 0;
 
   /** Adds a chunk; returns the framing once decided, else null. */
@@ -57,10 +58,11 @@ export class TcpFramingDetector {
     this.chunks.push(chunk);
     // The usual case: the whole head is in the first chunk.
     if (this.headBytes === 0 && chunk.length >= DECIDE_ANY_BYTES) return detectTcpFraming(chunk);
+    const head = (this.head ??= Buffer.alloc(DECIDE_ANY_BYTES));
     const take = Math.min(DECIDE_ANY_BYTES - this.headBytes, chunk.length);
-    chunk.copy(this.head, this.headBytes, 0, take);
+    chunk.copy(head, this.headBytes, 0, take);
     this.headBytes += take;
-    return detectTcpFraming(this.head.subarray(0, this.headBytes));
+    return detectTcpFraming(head.subarray(0, this.headBytes));
   }
 }
 
