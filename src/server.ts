@@ -86,7 +86,12 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const listeners: [keyof ServerAddresses, Listener][] = [];
   const reporter = broker;
   const maxPayload = settings.limits.maxFrame;
-  if (tcp.enabled) listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark, reporter }, broker.accept)]);
+  if (tcp.enabled) {
+    // The Python client's length-prefixed framing (docs/clients.md): detected by the adapter, counted here.
+    const onFraming = (transport: string, framing: string): void => BrokerStats.inc(stats.connectionsByFraming, `${transport}|${framing}`);
+    const detectFraming = tcp.detectPythonFraming;
+    listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark, detectFraming, onFraming, reporter }, broker.accept)]);
+  }
   if (udp.enabled) {
     listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram, reporter }, broker.accept)]);
   }

@@ -73,6 +73,11 @@ export class BrokerStats {
   readonly handshakesRefused = new Map<string, number>();
   /** Listener errors after binding, keyed `transport|code` (e.g. `tcp|EMFILE`). */
   readonly transportErrors = new Map<string, number>();
+  /**
+   * tcp connections by the framing their first bytes showed, keyed `transport|framing` (`tcp|standard`,
+   * `tcp|length_prefixed`): counted by the tcp adapter through the wiring point (docs/clients.md).
+   */
+  readonly connectionsByFraming = new Map<string, number>();
   /** Connections refused before their handshake by a limit, by reason. */
   readonly connectionsRefused = new Map<string, number>();
 

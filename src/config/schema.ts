@@ -47,8 +47,16 @@ export interface HttpApiConfig {
   sseKeepaliveMs: number;
 }
 
+/**
+ * The plain tcp listener. detectPythonFraming: tell the Python reference client's extra 4-byte length prefix
+ * on each connection's first bytes and speak it back (docs/clients.md); off, such a client is refused.
+ */
+export interface TcpListenerConfig extends ListenerConfig {
+  detectPythonFraming: boolean;
+}
+
 export interface BrokerConfig {
-  listeners: { tcp: ListenerConfig; udp: ListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
+  listeners: { tcp: TcpListenerConfig; udp: ListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
   /** serveExamples: the example chat page at /examples/chat/ (files of examples/web and dist/browser only). */
   http: ListenerConfig & { adminToken: string; serveExamples: boolean; api: HttpApiConfig } & HttpAdminConfig;
   limits: {
@@ -88,7 +96,7 @@ const ALL = '0.0.0.0';
 
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig>({
   listeners: {
-    tcp: { enabled: true, host: ALL, port: 8602 },
+    tcp: { enabled: true, host: ALL, port: 8602, detectPythonFraming: true },
     udp: { enabled: true, host: ALL, port: 8603 },
     ws: { enabled: true, host: ALL, port: 8604 },
     tcps: { enabled: false, host: ALL, port: 8612, keyFile: '', certFile: '' },
@@ -152,7 +160,7 @@ const DAY = 24 * 3600 * 1000;
 
 /** Field rules by section; the `limits` maxima are the protocol's (they may only be lowered, spec §1). */
 export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>> = {
-  listeners: { tcp: listener, udp: listener, ws: listener, tcps: tlsListener, wss: tlsListener },
+  listeners: { tcp: { ...listener, detectPythonFraming: { kind: 'bool' } }, udp: listener, ws: listener, tcps: tlsListener, wss: tlsListener },
   http: {
     ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' },
     adminTrusted: { kind: 'addresses' }, protectMetrics: { kind: 'bool' },

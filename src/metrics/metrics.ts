@@ -86,6 +86,11 @@ export class BrokerMetrics {
     };
     add('socketd_connections_open', 'Connections open now, by transport.', 'gauge', () => this.openByTransport());
     add('socketd_connections_total', 'Connections accepted, by transport.', 'counter', () => fromMap(stats.connectionsByTransport, 'transport'));
+    add('socketd_connections_by_framing_total', 'tcp connections by the framing their first bytes showed: standard, or length_prefixed (the Python client).', 'counter', () =>
+      [...stats.connectionsByFraming].map(([key, value]) => {
+        const [transport, framing] = key.split('|');
+        return { value, labels: { transport, framing } };
+      }));
     add('socketd_sessions_open', 'Sessions past their handshake.', 'gauge', () => one(stats.sessionsOpen));
     add('socketd_handshakes_refused_total', 'Handshakes refused, by reason.', 'counter', () => fromMap(stats.handshakesRefused, 'reason'));
     add('socketd_transport_errors_total', 'Listener errors after binding (failed accepts, udp send errors), by transport and code.', 'counter', () =>

@@ -1,5 +1,6 @@
 export * from './connection.js';
 export * from './tcp.js';
+export * from './tcp-framing.js';
 export * from './ws.js';
 export * from './udp.js';
 export * from './memory.js';

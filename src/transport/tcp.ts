@@ -2,6 +2,10 @@
  * `sd:tcp` and `sd:tcps` (spec §2): a length-prefixed byte stream. The adapter does not cut frames; it hands
  * the session whatever chunks the socket reads (framing `stream`) and batches outbound frames per tick.
  * Usable on both sides: wrap a socket accepted by {@link TcpListener} or one dialed with net/tls.connect.
+ *
+ * With `detectFraming`, a connection's first bytes also tell whether the peer speaks the Python reference
+ * client's extra length prefix (tcp-framing.ts, docs/clients.md); the adapter then strips and adds the prefixes
+ * itself. The decision is made once: a standard connection then runs exactly the code it runs without it.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -16,6 +20,14 @@ import type {
   TransportCloseCode,
 } from './connection.js';
 import { listenServer, stopListening } from './listen.js';
+import {
+  LengthPrefixReader,
+  LengthPrefixSocket,
+  TcpFramingDetector,
+  type TcpFraming,
+  type TcpFramingObserver,
+  type TcpSocketSink,
+} from './tcp-framing.js';
 
 /** The connection a socket belongs to, for the shared listeners. */
 const kConnection = Symbol('socketd.tcpConnection');
@@ -35,6 +47,12 @@ const MAX_REUSED_SLOTS = 3 * 1024;
 const END_LINGER_MS = 5_000;
 
 const KEEPALIVE_DELAY_MS = 30_000;
+
+/**
+ * How long end() waits for a peer's first bytes when its framing is not known yet (a refusal at accept), so
+ * the Close goes out in the framing the peer reads. A client sends its Connect right after connecting.
+ */
+const DETECT_END_WAIT_MS = 1_000;
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
@@ -62,6 +80,10 @@ export interface TcpConnectionOptions {
   transport: 'tcp' | 'tcps';
   /** Bytes above which write() returns false (default 1 MiB). */
   highWaterMark?: number;
+  /** Tell the Python client's length-prefixed framing from the standard one on the first bytes (default off). */
+  detectFraming?: boolean;
+  /** Told which framing each connection speaks, once decided (only with detectFraming). */
+  onFraming?: TcpFramingObserver;
 }
 
 export class TcpConnection implements Connection {
@@ -71,7 +93,11 @@ export class TcpConnection implements Connection {
   readonly remotePort: number;
   readonly maxOutboundFrame = Infinity;
 
-  private readonly socket: net.Socket;
+  /**
+   * The socket, or for a length-prefixed peer the LengthPrefixSocket over it (set once, when the framing is
+   * decided): the write paths below are the same code for both.
+   */
+  private socket: TcpSocketSink;
   private readonly highWaterMark: number;
   /**
    * Drain is reported once the buffered bytes fall to this (half the high-water mark), not when the socket
@@ -103,9 +129,21 @@ export class TcpConnection implements Connection {
   private closeCode: TransportCloseCode = 'local';
   private closeDetail = '';
   private lingerTimer: NodeJS.Timeout | null = null;
+  /** Until the first bytes decide the framing (detectFraming only); null after, and without detection. */
+  private detector: TcpFramingDetector | null = null;
+  /** Strips the prefixes of a length-prefixed peer; null for a standard one. */
+  private prefixReader: LengthPrefixReader | null = null;
+  private readonly onFraming: TcpFramingObserver | null;
 
   constructor(socket: net.Socket | tls.TLSSocket, options: TcpConnectionOptions) {
     this.socket = socket;
+    this.onFraming = options.onFraming ?? null;
+    if (options.detectFraming === true) {
+      this.detector = new TcpFramingDetector();
+      // Holds the flush until the framing is decided (see decideFraming): what is queued before, a refusal
+      // at accept, must go out in the framing the peer reads. queued() schedules no flush while this is set.
+      this.flushScheduled = true;
+    }
     this.transport = options.transport;
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.lowWaterMark = Math.floor(this.highWaterMark / 2);
@@ -143,7 +181,8 @@ export class TcpConnection implements Connection {
     }
     // Reading starts here (no 'data' listener before), so no bytes are lost between accept and start.
     // A pause() called before start keeps the stream paused: attaching 'data' does not resume it then.
-    this.socket.on('data', TcpConnection.socketOnData);
+    // Before the framing is decided, this.socket is the socket itself.
+    (this.socket as net.Socket).on('data', this.detector === null ? TcpConnection.socketOnData : TcpConnection.socketOnFirstBytes);
   }
 
   /** Returns true when closed or ending: nothing is queued then and no drain follows. */
@@ -213,6 +252,18 @@ export class TcpConnection implements Connection {
     if (this.isClosed || this.ending) return;
     this.ending = true;
     this.localReason = reason;
+    if (this.detector !== null) {
+      // The framing is not known yet: wait for the first bytes (decideFraming ends it), at most a while.
+      this.socket.resume();
+      this.lingerTimer = setTimeout(TcpConnection.lingerOnTimeout, DETECT_END_WAIT_MS, this);
+      this.lingerTimer.unref();
+      return;
+    }
+    this.endNow();
+  }
+
+  /** Flushes, half-closes and waits for the peer's FIN (end() once the framing is known). */
+  private endNow(): void {
     this.flush();
     this.socket.end();
     // We must read the peer's FIN for the socket to close, so reading resumes; a peer that never closes
@@ -325,6 +376,14 @@ export class TcpConnection implements Connection {
     this[kConnection]!.handleData(chunk);
   }
 
+  private static socketOnFirstBytes(this: TaggedSocket, chunk: Buffer): void {
+    this[kConnection]!.handleFirstBytes(chunk);
+  }
+
+  private static socketOnPrefixedData(this: TaggedSocket, chunk: Buffer): void {
+    this[kConnection]!.handlePrefixedData(chunk);
+  }
+
   private static socketOnDrain(this: TaggedSocket): void {
     this[kConnection]!.handleDrain();
   }
@@ -354,6 +413,50 @@ export class TcpConnection implements Connection {
     this.handler?.connectionOnData(chunk);
   }
 
+  private handleFirstBytes(chunk: Buffer): void {
+    if (this.isClosed) return;
+    const framing = this.detector!.push(chunk);
+    if (framing !== null) this.decideFraming(framing, true);
+  }
+
+  private handlePrefixedData(chunk: Buffer): void {
+    if (this.isClosed) return;
+    this.prefixReader!.push(chunk, this.handler!);
+  }
+
+  /**
+   * Switches the connection to its framing, once: the data listener is swapped for the framing's own (a
+   * standard connection gets socketOnData, exactly as without detection), the held chunks are handed on, and
+   * what was queued meanwhile is flushed, or the pending end() carried out. `observed` is false when the peer
+   * never sent enough bytes to tell (counted as neither).
+   */
+  private decideFraming(framing: TcpFraming, observed: boolean): void {
+    const detector = this.detector!;
+    this.detector = null;
+    const socket = this.socket as net.Socket;
+    socket.removeListener('data', TcpConnection.socketOnFirstBytes);
+    if (framing === 'length_prefixed') {
+      this.prefixReader = new LengthPrefixReader();
+      this.socket = new LengthPrefixSocket(socket);
+      socket.on('data', TcpConnection.socketOnPrefixedData);
+    } else {
+      socket.on('data', TcpConnection.socketOnData);
+    }
+    if (observed) this.onFraming?.(this.transport, framing);
+    this.flushScheduled = false;
+    if (this.ending) {
+      if (this.lingerTimer !== null) clearTimeout(this.lingerTimer);
+      this.endNow();
+    } else if (this.pendingSlots > 0) {
+      this.flushScheduled = true;
+      setImmediate(TcpConnection.flushLater, this);
+    }
+    for (const chunk of detector.chunks) {
+      if (framing === 'length_prefixed') this.handlePrefixedData(chunk);
+      else this.handleData(chunk);
+    }
+  }
+
   private handleDrain(): void {
     this.checkDrain();
   }
@@ -373,6 +476,8 @@ export class TcpConnection implements Connection {
 
   private lingerExpired(): void {
     this.lingerTimer = null;
+    // An end() that waited for the first bytes in vain: the Close goes out in the standard framing.
+    if (this.detector !== null) return this.decideFraming('standard', false);
     this.socket.destroy();
   }
 
@@ -432,6 +537,10 @@ export interface TcpListenerOptions {
   tls?: TlsServerOptions;
   /** Passed to each connection (default 1 MiB). */
   highWaterMark?: number;
+  /** Tell the Python client's length-prefixed framing on each connection's first bytes (default off). */
+  detectFraming?: boolean;
+  /** Told which framing each connection speaks, once decided. */
+  onFraming?: TcpFramingObserver;
   /** Told of errors after binding. */
   reporter?: ListenerReporter;
 }
@@ -477,6 +586,8 @@ export class TcpListener implements Listener {
     }
     const connectionOptions: TcpConnectionOptions = { transport: this.transport as 'tcp' | 'tcps' };
     if (this.options.highWaterMark !== undefined) connectionOptions.highWaterMark = this.options.highWaterMark;
+    if (this.options.detectFraming === true) connectionOptions.detectFraming = true;
+    if (this.options.onFraming !== undefined) connectionOptions.onFraming = this.options.onFraming;
     this.acceptor(new TcpConnection(socket, connectionOptions));
   }
 

@@ -42,6 +42,10 @@ export function sid(): string {
 export class RawClient implements FrameSink {
   readonly frames: Frame[] = [];
   readonly errors: FrameError[] = [];
+  /** openPython only: frames whose length prefix was missing or wrong, and the count of well-prefixed ones. */
+  readonly prefixErrors: string[] = [];
+  prefixedFrames = 0;
+  private unframedWrite: ((bytes: Buffer) => void) | null = null;
   closed = false;
   /** True once the broker sent a Close frame (the session is over on its side, udp included). */
   closeReceived = false;
@@ -103,6 +107,49 @@ export class RawClient implements FrameSink {
     return client;
   }
 
+  /**
+   * Opens a tcp socket that speaks the Python reference client's framing (docs/clients.md, "Python"): every
+   * frame goes out with an extra 4-byte big-endian length in front, written as that client writes it (the
+   * prefix, then the frame, two writes); every frame received must carry such a prefix equal to its own length,
+   * which is checked (`prefixErrors`) and stripped before decoding. Written independently of the broker's
+   * own reader, from the framing alone.
+   */
+  static async openPython(port: number, host = '127.0.0.1'): Promise<RawClient> {
+    const socket = net.connect(port, host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.setNoDelay(true);
+    const client: RawClient = new RawClient('tcp', (b) => {
+      const prefix = Buffer.alloc(4);
+      prefix.writeUInt32BE(b.length, 0);
+      socket.write(prefix);
+      socket.write(b);
+    }, () => socket.destroy());
+    client.unframedWrite = (b) => socket.write(b);
+    let held: Buffer = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+      while (held.length >= 8) {
+        const prefix = held.readInt32BE(0);
+        const own = held.readInt32BE(4);
+        if (prefix !== own) {
+          client.prefixErrors.push(`prefix ${prefix} != frame length ${own}`);
+          held = Buffer.alloc(0);
+          return;
+        }
+        if (held.length < 4 + prefix) break;
+        client.decoder.push(held.subarray(4, 4 + prefix), client);
+        client.prefixedFrames++;
+        held = held.subarray(4 + prefix);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => client.markClosed());
+    return client;
+  }
+
   /** Opens the socket and completes the handshake. */
   static async connect(transport: RawTransport, port: number, options: RawConnectOptions = {}): Promise<RawClient> {
     const client = await RawClient.open(transport, port);
@@ -136,6 +183,12 @@ export class RawClient implements FrameSink {
 
   sendBytes(bytes: Buffer): void {
     this.sendRaw(bytes);
+  }
+
+  /** openPython only: writes `bytes` as they are, with no prefix added (already prefixed, or deliberately not). */
+  sendRawPrefixed(bytes: Buffer): void {
+    if (this.unframedWrite === null) throw new Error('sendRawPrefixed is for openPython clients');
+    this.unframedWrite(bytes);
   }
 
   ping(): void {

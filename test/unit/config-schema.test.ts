@@ -124,7 +124,7 @@ test('unknown key nested, at two depths', () => {
   const problems = problemsOf({ limits: { maxDta: 5 }, listeners: { tcp: { prot: 1 } } });
   assert.deepEqual(problems, [
     'limits.maxDta: unknown key (known: maxSid, maxEvent, maxMeta, maxData, maxFrame, udpMaxDatagram, maxStreamsPerSession, maxFragmentRoutesPerSession, maxSubscriptionsPerSession, maxConnections, maxConnectionsPerIp, handshakesPerSecond, framesPerSecond)',
-    'listeners.tcp.prot: unknown key (known: enabled, host, port)',
+    'listeners.tcp.prot: unknown key (known: enabled, host, port, detectPythonFraming)',
   ]);
   assert.deepEqual(problemsOf({ listeners: { sctp: {} } }), ['listeners.sctp: unknown key (known: tcp, udp, ws, tcps, wss)']);
 });
