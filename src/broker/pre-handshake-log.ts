@@ -40,9 +40,10 @@ const PHRASES: Readonly<Record<string, string>> = {
   shutdown: 'connections closed by the shutdown before a Connect',
 };
 
-/** The summary line's phrase for a reason. */
-function phraseOf(reason: string): string {
-  return PHRASES[reason] ?? `connections ended before the handshake (${reason})`;
+/** The summary line's phrase for a reason; every phrase starts with its plural noun ("1 connection closed"). */
+function phraseOf(reason: string, count: number): string {
+  const phrase = PHRASES[reason] ?? `connections ended before the handshake (${reason})`;
+  return count === 1 ? phrase.replace(/^(udp )?(\w+)s\b/, '$1$2') : phrase;
 }
 
 interface Tally {
@@ -106,7 +107,7 @@ export class PreHandshakeLog {
         event: 'pre_handshake', reason, count: tally.count, perSecond: Math.round(perSecond * 10) / 10,
         intervalMs: this.settings.intervalMs, transports: tally.transports, lastRemote: tally.lastRemote || undefined,
       };
-      const text = `${tally.count.toLocaleString('en-US')} ${phraseOf(reason)} in the last ${formatSeconds(seconds)}`;
+      const text = `${tally.count.toLocaleString('en-US')} ${phraseOf(reason, tally.count)} in the last ${formatSeconds(seconds)}`;
       if (warnPerSecond > 0 && perSecond >= warnPerSecond) this.logger.warn(fields, text);
       else this.logger.info(fields, text);
     }

@@ -117,6 +117,7 @@ test('PreHandshakeLog: one line per reason per interval, counters for every even
   assert.equal(lines.length, 3);
   assert.equal(lines[2].level, 30);
   assert.equal(lines[2].reason, 'handshake_timeout');
+  assert.equal(lines[2].msg, '1 connection without a Connect within the handshake timeout in the last 10 s');
   // After stop: still counted, no timer, no line.
   log.count('tcp', 'peer_closed', '127.0.0.1:3');
   assert.equal(log.pending, false);
