@@ -142,7 +142,7 @@ function statsOf(child: ChildProcess): Promise<ChildStats> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const MiB = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
-test(`live fuzz: tcp, ws and udp sessions send random plausible frames beside a request/reply pair (FUZZ_SEED=${SEED})`, async (t) => {
+test('live fuzz: tcp, ws and udp sessions send random plausible frames beside a request/reply pair (seed printed; FUZZ_SEED replays)', async (t) => {
   t.diagnostic(`FUZZ_SEED=${SEED} FUZZ_MS=${FUZZ_MS}`);
   console.log(`live fuzz: FUZZ_SEED=${SEED} (replay with FUZZ_SEED=${SEED})`);
   const { child, ports, stderr } = await fuzzBroker();
