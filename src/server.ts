@@ -21,6 +21,7 @@ import type { AccessSection, BrokerConfig, TlsListenerConfig } from './config/sc
 import type { BoundAddress, Listener } from './transport/connection.js';
 import { TcpListener, type TlsServerOptions } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
+import { connectOpener } from './protocol/session-start.js';
 import { WsListener } from './transport/ws.js';
 
 export interface ServerOptions {
@@ -93,7 +94,10 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     listeners.push(['tcp', new TcpListener({ host: tcp.host, port: tcp.port, highWaterMark, detectFraming, onFraming, reporter }, broker.accept)]);
   }
   if (udp.enabled) {
-    listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram, reporter }, broker.accept)]);
+    // A datagram opens a session only when it is a Connect the session's own decoder would accept (spec §2).
+    const opensSession = connectOpener({ ...settings.limits, maxFrame: Math.min(settings.limits.maxFrame, settings.udpMaxDatagram) });
+    const amplificationFactor = udp.amplificationFactor;
+    listeners.push(['udp', new UdpListener({ host: udp.host, port: udp.port, maxDatagram: settings.udpMaxDatagram, reporter, opensSession, amplificationFactor }, broker.accept)]);
   }
   if (ws.enabled) listeners.push(['ws', new WsListener({ host: ws.host, port: ws.port, maxPayload, highWaterMark, reporter }, broker.accept)]);
   if (tcps.enabled) {

@@ -17,6 +17,7 @@ import type { BrokerSettings } from './settings.js';
 import { BrokerStats } from './stats.js';
 import { StreamTable } from './streams.js';
 import { HeadSlab } from './head-slab.js';
+import { PreHandshakeLog } from './pre-handshake-log.js';
 import { TimerWheel } from './timer-wheel.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -31,6 +32,8 @@ export interface BrokerDeps {
   observers?: SessionObserver[];
   /** Namespaces other than the default one (docs/namespaces.md); without it every session is in the default. */
   namespaces?: NamespaceTable;
+  /** Counts and summarizes what ends before a handshake; by default one built from settings.preHandshakeLog. */
+  preHandshake?: PreHandshakeLog;
 }
 
 export interface SessionObserver {
@@ -49,6 +52,8 @@ export class Broker implements SessionContext, ListenerReporter {
   readonly wheel: TimerWheel;
   readonly streams: StreamTable;
   readonly router: Router;
+  /** Bare connects, strays and failed handshakes: counted each, logged as one summary line per reason per interval. */
+  readonly preHandshake: PreHandshakeLog;
   /** Every session, open or still in its handshake. */
   private readonly sessions = new Set<Session>();
   /** Sessions whose connection has not closed yet (a released session may still be flushing its Close). */
@@ -74,6 +79,7 @@ export class Broker implements SessionContext, ListenerReporter {
     this.stats = deps.stats ?? new BrokerStats();
     this.access = deps.access ?? OPEN_ACCESS;
     this.observers = deps.observers ?? [];
+    this.preHandshake = deps.preHandshake ?? new PreHandshakeLog(this.logger, this.settings.preHandshakeLog, this.stats);
     this.wheel = new TimerWheel(this.settings.timerResolutionMs);
     // One slab for the heads of re-headed frames, shared by requests (router) and replies (stream table).
     const heads = new HeadSlab();
@@ -136,6 +142,12 @@ export class Broker implements SessionContext, ListenerReporter {
   /** Per dropped datagram: counted, not logged (a flood would flood the log). */
   listenerOnDrop(_transport: TransportName, reason: string): void {
     BrokerStats.inc(this.stats.dropped, reason);
+  }
+
+  /** A datagram without a session, dropped unanswered: counted, and summarized with what fails before a handshake. */
+  listenerOnStray(transport: TransportName, reason: string, remote: string): void {
+    BrokerStats.inc(this.stats.dropped, reason);
+    this.preHandshake.count(transport, reason, remote);
   }
 
   admitHandshake(now: number): boolean {
@@ -201,8 +213,13 @@ export class Broker implements SessionContext, ListenerReporter {
       event: 'session_close', id: session.id, name: session.name || undefined, transport: session.transport,
       remote: remoteOf(session), reason, detail: detail || undefined, durationMs: Date.now() - session.createdAt,
     };
-    if (wasOpen) this.logger.info(fields, 'session closed');
-    else this.logger.warn(fields, 'connection closed before the handshake completed');
+    if (wasOpen) {
+      this.logger.info(fields, 'session closed');
+    } else {
+      // One line per connection only at debug: a scan or a flood of probes must not become a flood of lines.
+      this.logger.debug(fields, 'connection closed before the handshake completed');
+      this.preHandshake.count(session.transport, reason, fields.remote);
+    }
     for (const o of this.observers) o.sessionClosed?.(session, wasOpen, reason);
     if (this.sessions.size === 0) this.stopSweep();
   }
@@ -266,6 +283,7 @@ export class Broker implements SessionContext, ListenerReporter {
     }
     this.stopSweep();
     this.wheel.clear();
+    this.preHandshake.stop();
   }
 
   private stopSweep(): void {

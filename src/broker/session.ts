@@ -13,6 +13,7 @@ import type { FrameLimits } from '../protocol/limits.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
 import { ALL_PERMISSIONS, Permissions } from './access.js';
 import { isValidSessionName } from './at-address.js';
+import { encodeClose, fitClose } from './close-fit.js';
 import type { FragmentRoute } from './fragment-route.js';
 import type { Namespace } from './namespace-table.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
@@ -275,6 +276,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.params = params;
     this.state = SessionState.Open;
     this.openedAt = Date.now();
+    // The Connect is accepted: a transport that limits what it sends an unvalidated address lifts the limit.
+    this.connection.peerValidated?.();
     // Connack echoes the Connect's sid, event and data (spec §3, fixtures b1/b2).
     this.sendControl(encodeFrame({ flag: Flag.Connack, sid: frame.sid, event: frame.event, meta: PROTOCOL_META, data: frame.data }));
     this.ctx.sessionOnOpen(this);
@@ -355,7 +358,16 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   }
 
   private sendClose(code: number, reason: string, text: string): void {
-    this.sendControl(encodeFrame({ flag: Flag.Close, meta: `code=${code}&reason=${reason}`, data: text }));
+    const allowance = this.connection.sendAllowance;
+    if (allowance === undefined || allowance === Infinity) {
+      this.sendControl(encodeClose(code, reason, text));
+      return;
+    }
+    // A peer not validated yet (udp before its Connect is accepted): the answer may not be larger than the
+    // transport's anti-amplification allowance, so it is cut to fit, or not sent (docs/security.md).
+    const fitted = fitClose(code, reason, text, allowance);
+    if (fitted.trimmed) BrokerStats.inc(this.ctx.stats.amplificationLimited, fitted.frame === null ? 'not_sent' : 'trimmed');
+    if (fitted.frame !== null) this.sendControl(fitted.frame);
   }
 
   // ----- flow control (spec §7) --------------------------------------------------------------------------

@@ -1,4 +1,5 @@
 import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, MiB, type FrameLimits } from '../protocol/limits.js';
+import { DEFAULT_PRE_HANDSHAKE_LOG, type PreHandshakeLogSettings } from './pre-handshake-log.js';
 
 /** What to do with a session whose outbound queue reaches its limit (spec §7). */
 export type SlowConsumerPolicy = 'disconnect' | 'drop';
@@ -55,6 +56,8 @@ export interface BrokerSettings {
   memoryLowWaterBytes: number;
   /** How often the queued bytes are summed against the budget. */
   budgetCheckMs: number;
+  /** Summary logging of what ends before a handshake (src/broker/pre-handshake-log.ts). */
+  preHandshakeLog: PreHandshakeLogSettings;
 }
 
 export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
@@ -77,6 +80,7 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   memoryBudgetBytes: 1024 * MiB,
   memoryLowWaterBytes: 768 * MiB,
   budgetCheckMs: 100,
+  preHandshakeLog: DEFAULT_PRE_HANDSHAKE_LOG,
 });
 
 /** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */

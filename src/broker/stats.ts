@@ -81,6 +81,14 @@ export class BrokerStats {
   /** Connections refused before their handshake by a limit, by reason. */
   readonly connectionsRefused = new Map<string, number>();
 
+  /**
+   * Close frames to peers not validated yet (udp before its Connect is accepted) that did not fit the
+   * anti-amplification allowance, by action: `trimmed` (sent shorter) or `not_sent` (docs/security.md).
+   */
+  readonly amplificationLimited = new Map<string, number>();
+  /** Connections and datagrams that ended before a handshake, keyed `transport|reason` (docs/operations.md section 4). */
+  readonly preHandshake = new Map<string, number>();
+
   static inc<K>(map: Map<K, number>, key: K, by = 1): void {
     map.set(key, (map.get(key) ?? 0) + by);
   }

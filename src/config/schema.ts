@@ -21,6 +21,14 @@ export interface TlsListenerConfig extends ListenerConfig {
   certFile: string;
 }
 
+/**
+ * sd:udp. amplificationFactor: bytes sent per byte received to a peer before its Connect is accepted (the
+ * anti-amplification limit of RFC 9000 section 8.1, docs/security.md).
+ */
+export interface UdpListenerConfig extends ListenerConfig {
+  amplificationFactor: number;
+}
+
 export interface AccessSection {
   /** Admit clients that send no token, with anonymousPermissions. */
   anonymous: boolean;
@@ -56,7 +64,7 @@ export interface TcpListenerConfig extends ListenerConfig {
 }
 
 export interface BrokerConfig {
-  listeners: { tcp: TcpListenerConfig; udp: ListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
+  listeners: { tcp: TcpListenerConfig; udp: UdpListenerConfig; ws: ListenerConfig; tcps: TlsListenerConfig; wss: TlsListenerConfig };
   /** serveExamples: the example chat page at /examples/chat/ (files of examples/web and dist/browser only). */
   http: ListenerConfig & { adminToken: string; serveExamples: boolean; api: HttpApiConfig } & HttpAdminConfig;
   limits: {
@@ -85,7 +93,12 @@ export interface BrokerConfig {
   };
   access: AccessSection;
   fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number };
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    pretty: boolean;
+    /** One summary line per reason per interval for what ends before a handshake (docs/operations.md section 4). */
+    preHandshake: { intervalMs: number; warnPerSecond: number };
+  };
   /** Graceful shutdown (SIGTERM/SIGINT): how long sessions get to flush their queues and Close frames. */
   shutdown: { drainMs: number };
   /** Namespaces: the handshake URL's path (docs/namespaces.md). */
@@ -97,7 +110,7 @@ const ALL = '0.0.0.0';
 export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig>({
   listeners: {
     tcp: { enabled: true, host: ALL, port: 8602, detectPythonFraming: true },
-    udp: { enabled: true, host: ALL, port: 8603 },
+    udp: { enabled: true, host: ALL, port: 8603, amplificationFactor: 3 },
     ws: { enabled: true, host: ALL, port: 8604 },
     tcps: { enabled: false, host: ALL, port: 8612, keyFile: '', certFile: '' },
     wss: { enabled: false, host: ALL, port: 8614, keyFile: '', certFile: '' },
@@ -133,7 +146,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   },
   access: { anonymous: true, anonymousPermissions: ALL_PERMISSIONS, users: [] },
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
-  log: { level: 'info', pretty: false },
+  log: { level: 'info', pretty: false, preHandshake: { ...DEFAULT_SETTINGS.preHandshakeLog } },
   shutdown: { drainMs: 5_000 },
   namespaces: { fromPath: true, declared: [], requireDeclared: false, maxNamespaces: 10_000 },
 });
@@ -160,7 +173,7 @@ const DAY = 24 * 3600 * 1000;
 
 /** Field rules by section; the `limits` maxima are the protocol's (they may only be lowered, spec §1). */
 export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>> = {
-  listeners: { tcp: { ...listener, detectPythonFraming: { kind: 'bool' } }, udp: listener, ws: listener, tcps: tlsListener, wss: tlsListener },
+  listeners: { tcp: { ...listener, detectPythonFraming: { kind: 'bool' } }, udp: { ...listener, amplificationFactor: { kind: 'int', min: 1, max: 3 } }, ws: listener, tcps: tlsListener, wss: tlsListener },
   http: {
     ...listener, adminToken: { kind: 'string' }, serveExamples: { kind: 'bool' },
     adminTrusted: { kind: 'addresses' }, protectMetrics: { kind: 'bool' },
@@ -204,6 +217,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
   log: {
     level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     pretty: { kind: 'bool' },
+    preHandshake: { intervalMs: { kind: 'int', min: 100, max: 3600 * 1000 }, warnPerSecond: { kind: 'int', min: 0, max: 1_000_000_000 } },
   },
   shutdown: { drainMs: { kind: 'int', min: 0, max: 3600 * 1000 } },
   access: {

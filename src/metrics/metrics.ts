@@ -123,6 +123,12 @@ export class BrokerMetrics {
     add('socketd_outbound_queue_bytes', 'Bytes queued to all sessions.', 'gauge', () => one(this.queueTotal()));
     add('socketd_paused_readers', 'Sessions whose reading is paused by backpressure.', 'gauge', () => one(this.pausedReaders()));
     add('socketd_session_outbound_queue_bytes', 'Snapshot of the sessions by outbound queue size (a gauge histogram).', 'histogram', () => this.queueHistogram());
+    add('socketd_amplification_limited_total', 'Close frames to unvalidated udp peers cut to the anti-amplification allowance (trimmed) or not sent (not_sent).', 'counter', () => fromMap(stats.amplificationLimited, 'action'));
+    add('socketd_pre_handshake_total', 'Connections and datagrams that ended before a handshake, by transport and reason (bare connects, strays, timeouts, refusals).', 'counter', () =>
+      [...stats.preHandshake].map(([key, value]) => {
+        const [transport, reason] = key.split('|');
+        return { value, labels: { transport, reason } };
+      }));
     add('socketd_stream_duration_seconds', 'Time from a forwarded Request or Subscribe to its end (answer, timeout or failure).', 'histogram', () => [
       ...histogram('socketd_stream_duration_seconds', stats.requestLatency, { kind: 'request' }),
       ...histogram('socketd_stream_duration_seconds', stats.streamLatency, { kind: 'subscribe' }),

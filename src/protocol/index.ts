@@ -7,3 +7,4 @@ export * from './codec.js';
 export * from './codes.js';
 export * from './url.js';
 export * from './event-pattern.js';
+export * from './session-start.js';

@@ -82,6 +82,18 @@ export interface Connection {
    */
   writeParts?(parts: readonly Buffer[], size: number): boolean;
 
+  /**
+   * Optional: bytes this connection may still send before its peer's address is validated, for transports
+   * whose source addresses can be forged (udp). Such an adapter sends a peer at most
+   * `amplification factor × bytes received` until the owner calls peerValidated() (the anti-amplification
+   * limit of RFC 9000 section 8.1) and refuses writes beyond it. Absent (or Infinity) when the transport's
+   * own handshake proved the address (tcp, ws): nothing above it has to cut anything.
+   */
+  readonly sendAllowance?: number;
+
+  /** Optional: the owner accepted the peer (its Connect, spec §3); sendAllowance no longer applies. */
+  peerValidated?(): void;
+
   /** Stops reading from the peer (backpressure, spec §7); resume() undoes it. Idempotent. */
   pause(): void;
   resume(): void;
@@ -105,6 +117,11 @@ export interface BoundAddress {
 export interface ListenerReporter {
   listenerOnError(transport: TransportName, error: Error): void;
   listenerOnDrop(transport: TransportName, reason: string): void;
+  /**
+   * Optional: an inbound message from a peer without a session that cannot open one (udp: not a Connect)
+   * was dropped unanswered. `remote` is the claimed source (forgeable), for the log's summary only.
+   */
+  listenerOnStray?(transport: TransportName, reason: string, remote: string): void;
 }
 
 /** Receives new connections from a listener. */

@@ -3,11 +3,19 @@
  * address:port; it ends on Close or idle timeout (the session's business) or when a new Connect arrives from
  * the same address (ours: the old connection closes with `replaced`).
  *
+ * Source addresses of udp can be forged, so traffic before a session costs nothing and reflects nothing
+ * (docs/security.md): a datagram from an address without a session opens one only when the `opensSession`
+ * predicate accepts it (a well-formed Connect, src/protocol/session-start.ts); anything else is dropped
+ * unanswered and reported as a stray. Until the owner accepts the peer (peerValidated), a connection sends
+ * it at most `amplificationFactor` times the bytes it received from it (RFC 9000 section 8.1); the budget
+ * lives on the connection, so it is bounded by the connections the broker admits, never by the addresses
+ * that sent something.
+ *
  * UDP has no flow control: write() never returns false (the kernel drops what it cannot send), and pause()
  * cannot hold datagrams back, so those arriving while paused are dropped and counted.
  */
 import dgram from 'node:dgram';
-import { DEFAULT_UDP_MAX_DATAGRAM, Flag } from '../protocol/index.js';
+import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, connectOpener } from '../protocol/index.js';
 import type {
   BoundAddress,
   Connection,
@@ -20,9 +28,8 @@ import type {
 } from './connection.js';
 import { classifySocketError } from './tcp.js';
 
-/** Bytes 4-7 of a frame hold its flag (spec §1). */
-const FLAG_OFFSET = 4;
-const FRAME_PREFIX_BYTES = 8;
+/** At most this many bytes out per byte in before the peer is validated (RFC 9000 section 8.1). */
+export const DEFAULT_AMPLIFICATION_FACTOR = 3;
 
 /** Datagrams kept for a connection whose owner has not called start() yet (the first is the Connect). */
 const MAX_DATAGRAMS_BEFORE_START = 16;
@@ -130,14 +137,52 @@ abstract class DatagramConnection implements Connection {
 export class UdpConnection extends DatagramConnection {
   /** The listener's session key (`address:port`). */
   readonly key: string;
+  /** Writes refused because they would have exceeded the anti-amplification allowance. */
+  amplificationRefusals = 0;
   private readonly listener: UdpListener;
   private readonly socket: dgram.Socket;
+  private readonly amplificationFactor: number;
+  /** Bytes received from and sent to the peer before it was validated (sendAllowance). */
+  private unvalidatedIn = 0;
+  private unvalidatedOut = 0;
+  private validated = false;
 
-  constructor(listener: UdpListener, socket: dgram.Socket, key: string, remoteAddress: string, remotePort: number, maxDatagram: number) {
+  constructor(listener: UdpListener, socket: dgram.Socket, key: string, remoteAddress: string, remotePort: number,
+    maxDatagram: number, amplificationFactor: number = DEFAULT_AMPLIFICATION_FACTOR) {
     super(remoteAddress, remotePort, maxDatagram);
     this.listener = listener;
     this.socket = socket;
     this.key = key;
+    this.amplificationFactor = amplificationFactor;
+  }
+
+  /** Bytes that may still be sent before the peer is validated (Connection.sendAllowance). */
+  get sendAllowance(): number {
+    return this.validated ? Infinity : Math.max(0, this.amplificationFactor * this.unvalidatedIn - this.unvalidatedOut);
+  }
+
+  peerValidated(): void {
+    this.validated = true;
+  }
+
+  /** The listener counts every datagram of this peer, before handing it over (and before accept). */
+  received(bytes: number): void {
+    if (!this.validated) this.unvalidatedIn += bytes;
+  }
+
+  /** As DatagramConnection.write, and never past the allowance while the peer is not validated. */
+  override write(head: Buffer, body?: Buffer): boolean {
+    if (!this.validated && !this.closed) {
+      const size = body === undefined ? head.length : head.length + body.length;
+      if (size > this.sendAllowance) {
+        // The owner should have cut its answer to fit (the session trims its Close); this is the guarantee.
+        this.amplificationRefusals++;
+        this.listener.refusedForAmplification();
+        return true;
+      }
+      if (size <= this.maxOutboundFrame) this.unvalidatedOut += size;
+    }
+    return super.write(head, body);
   }
 
   /** The shared socket's send queue: every session on the listener contributes to it. */
@@ -163,6 +208,14 @@ export interface UdpListenerOptions {
   maxDatagram?: number;
   /** Told of socket errors and of datagrams dropped while their connection was paused. */
   reporter?: ListenerReporter;
+  /**
+   * Whether a datagram from an address without a session opens one (default: a well-formed Connect within
+   * the default frame limits and the datagram size, src/protocol/session-start.ts). The same predicate
+   * decides when a datagram from an address with a session replaces it (spec §2).
+   */
+  opensSession?: (datagram: Buffer) => boolean;
+  /** Bytes sent per byte received before the peer is validated (default 3, RFC 9000 section 8.1). */
+  amplificationFactor?: number;
 }
 
 export class UdpListener implements Listener {
@@ -171,10 +224,16 @@ export class UdpListener implements Listener {
   droppedWhilePaused = 0;
   /** Socket errors seen after binding (e.g. a failed send); they do not close the listener. */
   socketErrors = 0;
+  /** Datagrams from addresses without a session that could not open one: dropped, never answered. */
+  droppedWithoutSession = 0;
+  /** Writes refused by a connection because they would have exceeded its anti-amplification allowance. */
+  amplificationRefusals = 0;
 
   private readonly options: UdpListenerOptions;
   private readonly acceptor: ConnectionAcceptor;
   private readonly maxDatagram: number;
+  private readonly opensSession: (datagram: Buffer) => boolean;
+  private readonly amplificationFactor: number;
   private readonly socket: dgram.Socket;
   private readonly connections = new Map<string, UdpConnection>();
   private listening = false;
@@ -184,6 +243,8 @@ export class UdpListener implements Listener {
     this.options = options;
     this.acceptor = acceptor;
     this.maxDatagram = options.maxDatagram ?? DEFAULT_UDP_MAX_DATAGRAM;
+    this.opensSession = options.opensSession ?? connectOpener({ ...DEFAULT_FRAME_LIMITS, maxFrame: this.maxDatagram });
+    this.amplificationFactor = options.amplificationFactor ?? DEFAULT_AMPLIFICATION_FACTOR;
     this.socketOnMessage = this.socketOnMessage.bind(this);
     this.socketOnError = this.socketOnError.bind(this);
     this.socket = dgram.createSocket({ type: socketTypeFor(options.host) });
@@ -232,23 +293,37 @@ export class UdpListener implements Listener {
     if (this.connections.get(connection.key) === connection) this.connections.delete(connection.key);
   }
 
+  /** Called by a connection that refused a write over its anti-amplification allowance. */
+  refusedForAmplification(): void {
+    this.amplificationRefusals++;
+    this.options.reporter?.listenerOnDrop('udp', 'amplification_limit');
+  }
+
   private socketOnMessage(datagram: Buffer, rinfo: dgram.RemoteInfo): void {
     if (this.closing) return;
     const key = `${rinfo.address}:${rinfo.port}`;
     let connection = this.connections.get(key);
-    if (
-      connection !== undefined &&
-      datagram.length >= FRAME_PREFIX_BYTES &&
-      datagram.readInt32BE(FLAG_OFFSET) === Flag.Connect
-    ) {
+    const opens = this.opensSession(datagram);
+    if (connection !== undefined && opens) {
       // Spec §2: a new Connect from the same address:port starts a new session (the client restarted).
       connection.closeWith('replaced', 'new Connect from the same address');
       connection = undefined;
     }
     if (connection === undefined) {
-      connection = new UdpConnection(this, this.socket, key, rinfo.address, rinfo.port, this.maxDatagram);
+      if (!opens) {
+        // No session and no Connect: a scanner, a client whose session ended, or a forged source. Answering
+        // would reflect bytes at whoever owns the address, so nothing is sent and nothing is kept.
+        this.droppedWithoutSession++;
+        this.options.reporter?.listenerOnStray?.('udp', 'udp_no_session', key);
+        return;
+      }
+      connection = new UdpConnection(this, this.socket, key, rinfo.address, rinfo.port, this.maxDatagram, this.amplificationFactor);
       this.connections.set(key, connection);
+      // Counted before the acceptor runs: a connection refused on accept answers within this allowance.
+      connection.received(datagram.length);
       this.acceptor(connection);
+    } else {
+      connection.received(datagram.length);
     }
     if (!connection.deliver(datagram)) {
       this.droppedWhilePaused++;

@@ -2,7 +2,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { Flag } from '../../src/protocol/index.js';
+import { Flag, encodeFrame } from '../../src/protocol/index.js';
 import { UdpListener, dialUdp, type Connection, type UdpListenerOptions } from '../../src/transport/index.js';
 import { RecordingHandler, delay, frame, nextTicks, waitFor } from '../support/transport-helpers.js';
 
@@ -11,11 +11,21 @@ interface Accepted {
   handler: RecordingHandler;
 }
 
-async function startListener(options: Partial<UdpListenerOptions> = {}) {
+/** A well-formed Connect (the only datagram that opens a session), its URL in the event. */
+function connectFrame(url = ''): Buffer {
+  return encodeFrame({ flag: Flag.Connect, sid: 'c', event: url });
+}
+
+/**
+ * A listener whose acceptor starts a RecordingHandler on each connection. With `validate` (the default) the
+ * acceptor also plays the owner that accepted the peer's Connect, lifting the anti-amplification allowance.
+ */
+async function startListener(options: Partial<UdpListenerOptions> = {}, validate = true) {
   const accepted: Accepted[] = [];
   const listener = new UdpListener({ host: '127.0.0.1', port: 0, ...options }, (connection) => {
     const handler = new RecordingHandler();
     connection.start(handler);
+    if (validate) connection.peerValidated?.();
     accepted.push({ connection, handler });
   });
   const address = await listener.listen();
@@ -39,7 +49,7 @@ function send(socket: dgram.Socket, port: number, datagram: Buffer): Promise<voi
 test('udp: datagrams round-trip, one frame per datagram', async () => {
   const server = await startListener();
   const client = await peer();
-  const connect = frame(Flag.Connect, 'tcp://x');
+  const connect = connectFrame('tcp://x');
   await send(client.socket, server.port, connect);
   await waitFor(() => server.accepted[0]?.handler.chunks.length === 1, 'first datagram');
   const { connection, handler } = server.accepted[0]!;
@@ -71,8 +81,8 @@ test('udp: two peers get two connections; a new Connect from the same peer repla
   const server = await startListener();
   const a = await peer();
   const b = await peer();
-  await send(a.socket, server.port, frame(Flag.Connect, 'a'));
-  await send(b.socket, server.port, frame(Flag.Connect, 'b'));
+  await send(a.socket, server.port, connectFrame('a'));
+  await send(b.socket, server.port, connectFrame('b'));
   await waitFor(() => server.accepted.length === 2, 'two connections');
   assert.equal(server.listener.connectionCount, 2);
   const first = server.accepted.find((x) => x.connection.remotePort === a.port)!;
@@ -83,14 +93,14 @@ test('udp: two peers get two connections; a new Connect from the same peer repla
   await waitFor(() => first.handler.chunks.length === 2, 'ping on the same connection');
   assert.equal(server.accepted.length, 2);
 
-  await send(a.socket, server.port, frame(Flag.Connect, 'a again'));
+  await send(a.socket, server.port, connectFrame('a again'));
   await waitFor(() => server.accepted.length === 3, 'replacement connection');
   assert.deepEqual(await first.handler.closed, { code: 'replaced', detail: 'new Connect from the same address' });
   assert.equal(first.connection.closed, true);
   const replacement = server.accepted[2]!;
   assert.equal(replacement.connection.remotePort, a.port);
   await waitFor(() => replacement.handler.chunks.length === 1, 'Connect delivered to the new connection');
-  assert.deepEqual(replacement.handler.chunks[0], frame(Flag.Connect, 'a again'));
+  assert.deepEqual(replacement.handler.chunks[0], connectFrame('a again'));
   assert.equal(first.handler.chunks.length, 2, 'the old connection got nothing more');
   assert.equal(server.listener.connectionCount, 2);
   await nextTicks();
@@ -104,7 +114,7 @@ test('udp: two peers get two connections; a new Connect from the same peer repla
 test('udp: a write larger than the datagram limit is refused, not sent', async () => {
   const server = await startListener({ maxDatagram: 512 });
   const client = await peer();
-  await send(client.socket, server.port, frame(Flag.Connect));
+  await send(client.socket, server.port, connectFrame());
   await waitFor(() => server.accepted.length === 1, 'connection');
   const { connection } = server.accepted[0]!;
   assert.equal(connection.maxOutboundFrame, 512);
@@ -125,7 +135,7 @@ test('udp: a write larger than the datagram limit is refused, not sent', async (
 test('udp: datagrams arriving while paused are dropped and counted', async () => {
   const server = await startListener();
   const client = await peer();
-  await send(client.socket, server.port, frame(Flag.Connect));
+  await send(client.socket, server.port, connectFrame());
   await waitFor(() => server.accepted.length === 1, 'connection');
   const { connection, handler } = server.accepted[0]!;
   await waitFor(() => handler.chunks.length === 1, 'connect');
@@ -147,7 +157,7 @@ test('udp: datagrams arriving while paused are dropped and counted', async () =>
 test('udp: end and destroy close locally once and release the session', async () => {
   const server = await startListener();
   const client = await peer();
-  await send(client.socket, server.port, frame(Flag.Connect));
+  await send(client.socket, server.port, connectFrame());
   await waitFor(() => server.accepted.length === 1, 'connection');
   const { connection, handler } = server.accepted[0]!;
 
@@ -161,8 +171,11 @@ test('udp: end and destroy close locally once and release the session', async ()
   await nextTicks();
   assert.equal(handler.closes.length, 1);
 
-  // The next datagram from that peer starts a new session.
+  // A Ping from that peer now has no session: dropped, unanswered; its next Connect starts a new session.
   await send(client.socket, server.port, frame(Flag.Ping));
+  await waitFor(() => server.listener.droppedWithoutSession === 1, 'the stray Ping dropped');
+  assert.equal(server.accepted.length, 1);
+  await send(client.socket, server.port, connectFrame());
   await waitFor(() => server.accepted.length === 2, 'new session');
   assert.equal(server.listener.connectionCount, 1);
   const second = server.accepted[1]!;
@@ -178,8 +191,8 @@ test('udp: listener close ends every remaining connection with listener_closed',
   const server = await startListener();
   const a = await peer();
   const b = await peer();
-  await send(a.socket, server.port, frame(Flag.Connect));
-  await send(b.socket, server.port, frame(Flag.Connect));
+  await send(a.socket, server.port, connectFrame());
+  await send(b.socket, server.port, connectFrame());
   await waitFor(() => server.accepted.length === 2, 'two connections');
 
   await server.listener.close();
@@ -203,10 +216,11 @@ test('udp: dialUdp gives a client-side connection to a listener', async () => {
   const clientHandler = new RecordingHandler();
   client.start(clientHandler);
 
-  client.write(frame(Flag.Connect, 'hello'), Buffer.from('!'));
+  const hello = connectFrame('hello!');
+  client.write(hello.subarray(0, hello.length - 1), hello.subarray(hello.length - 1));
   await waitFor(() => server.accepted[0]?.handler.chunks.length === 1, 'server datagram');
   const { connection, handler } = server.accepted[0]!;
-  assert.deepEqual(handler.chunks[0], Buffer.concat([frame(Flag.Connect, 'hello'), Buffer.from('!')]));
+  assert.deepEqual(handler.chunks[0], hello);
   connection.write(frame(Flag.Connack));
   await waitFor(() => clientHandler.chunks.length === 1, 'client datagram');
   assert.deepEqual(clientHandler.chunks[0], frame(Flag.Connack));
@@ -242,6 +256,8 @@ test('the reporter hears of datagrams dropped while paused and of socket errors 
   const { port } = await listener.listen();
   const client = dgram.createSocket('udp4');
   try {
+    // The Connect opens the (paused) connection; the datagrams after it are dropped while it is paused.
+    client.send(connectFrame(), port, '127.0.0.1');
     for (let i = 0; i < 3; i++) client.send(Buffer.from('hello'), port, '127.0.0.1');
     const until = Date.now() + 3000;
     while (drops.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
@@ -253,5 +269,97 @@ test('the reporter hears of datagrams dropped while paused and of socket errors 
   } finally {
     client.close();
     await listener.close();
+  }
+});
+
+test('udp: datagrams of every kind from an address without a session open nothing, get no reply and are reported as strays', async () => {
+  const strays: string[] = [];
+  const server = await startListener({
+    reporter: {
+      listenerOnDrop: () => assert.fail('no drop expected'),
+      listenerOnError: (_t, e) => assert.fail(e.message),
+      listenerOnStray: (transport, reason, remote) => void strays.push(`${transport} ${reason} ${remote}`),
+    },
+  });
+  const client = await peer();
+  try {
+    const kinds = [
+      frame(Flag.Ping),
+      Buffer.from('garbage'),
+      Buffer.alloc(0),
+      frame(Flag.Message, 'm'),
+      encodeFrame({ flag: Flag.Reply, sid: 'x', event: 'e', data: 'r' }),
+      encodeFrame({ flag: Flag.Close, meta: 'code=1000' }),
+      // Connects that are not well-formed: no separators, a length prefix that lies, a datagram too large.
+      frame(Flag.Connect, 'tcp://x'),
+      Buffer.concat([connectFrame('x'), Buffer.from('!')]),
+      encodeFrame({ flag: Flag.Connect, sid: 'c', event: 'x'.repeat(3000) }),
+    ];
+    for (const datagram of kinds) await send(client.socket, server.port, datagram);
+    await waitFor(() => server.listener.droppedWithoutSession === kinds.length, 'every stray dropped');
+    await delay(50);
+    assert.equal(server.accepted.length, 0, 'no connection opened');
+    assert.equal(server.listener.connectionCount, 0);
+    assert.deepEqual(client.received, [], 'nothing sent back');
+    assert.equal(strays.length, kinds.length);
+    assert.ok(strays.every((s) => s === `udp udp_no_session 127.0.0.1:${client.port}`), strays.join(', '));
+  } finally {
+    client.socket.close();
+    await server.listener.close();
+  }
+});
+
+test('udp: before the owner validates the peer, a connection sends at most 3x the bytes it received', async () => {
+  const drops: string[] = [];
+  const server = await startListener({
+    reporter: { listenerOnDrop: (_t, reason) => void drops.push(reason), listenerOnError: (_t, e) => assert.fail(e.message) },
+  }, false);
+  const client = await peer();
+  try {
+    const connect = connectFrame('udp://h');
+    await send(client.socket, server.port, connect);
+    await waitFor(() => server.accepted.length === 1, 'connection');
+    const { connection } = server.accepted[0]!;
+    assert.equal(connection.sendAllowance, 3 * connect.length);
+
+    const tooLarge = frame(Flag.Close, Buffer.alloc(3 * connect.length - 7));
+    assert.equal(tooLarge.length, 3 * connect.length + 1);
+    connection.write(tooLarge);
+    assert.deepEqual(drops, ['amplification_limit']);
+    assert.equal(server.listener.amplificationRefusals, 1);
+    const fits = frame(Flag.Close, Buffer.alloc(2 * connect.length - 8));
+    connection.write(fits);
+    assert.equal(connection.sendAllowance, connect.length);
+    // Bytes received count too: a second datagram of the peer raises the allowance by three times its size.
+    const ping = frame(Flag.Ping);
+    await send(client.socket, server.port, ping);
+    await waitFor(() => server.accepted[0]!.handler.chunks.length === 2, 'the Ping delivered');
+    assert.equal(connection.sendAllowance, connect.length + 3 * ping.length);
+    await waitFor(() => client.received.length === 1, 'the frame that fits');
+    await delay(50);
+    assert.deepEqual(client.received, [fits], 'the frame over the allowance never went out');
+
+    connection.peerValidated?.();
+    assert.equal(connection.sendAllowance, Infinity);
+    connection.write(tooLarge);
+    await waitFor(() => client.received.length === 2, 'any size once validated');
+    assert.equal(server.listener.amplificationRefusals, 1);
+  } finally {
+    client.socket.close();
+    await server.listener.close();
+  }
+});
+
+test('udp: amplificationFactor 1 allows one byte out per byte in', async () => {
+  const server = await startListener({ amplificationFactor: 1 }, false);
+  const client = await peer();
+  try {
+    const connect = connectFrame('udp://h');
+    await send(client.socket, server.port, connect);
+    await waitFor(() => server.accepted.length === 1, 'connection');
+    assert.equal(server.accepted[0]!.connection.sendAllowance, connect.length);
+  } finally {
+    client.socket.close();
+    await server.listener.close();
   }
 });
