@@ -8,6 +8,7 @@ import pino, { type Logger } from 'pino';
 import { Broker } from './broker/broker.js';
 import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
+import { identityPolicyFrom } from './broker/auth/wiring.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
 import { BrokerMetrics } from './metrics/metrics.js';
@@ -70,7 +71,8 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
   }, stats);
-  const access = options.access ?? accessPolicyFrom(config.access);
+  // Per-user identities (JWT, connect hook) over the configured users, when configured (docs/security.md).
+  const access = options.access ?? identityPolicyFrom(config.access, accessPolicyFrom(config.access), stats);
   const broker = new Broker({ settings, logger, stats, access, events, observers: [events] });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
@@ -144,7 +146,7 @@ function readTls(name: string, listener: TlsListenerConfig): TlsServerOptions {
 }
 
 /** The access policy of the config's access section; unset permission lists allow everything. */
-export function accessPolicyFrom(section: AccessSection): AccessPolicy {
+export function accessPolicyFrom(section: AccessSection): ConfigAccessPolicy {
   const complete = (rules: Partial<PermissionRules> | undefined): PermissionRules => {
     const out = { ...ALL_PERMISSIONS } as PermissionRules;
     for (const key of Object.keys(ALL_PERMISSIONS) as (keyof PermissionRules)[]) {

@@ -214,6 +214,10 @@ export class EventRouter implements EventRouting, SessionObserver {
         }
         return;
       }
+      case '$auth':
+        // A fresh token for the session (docs/protocol.md, "Refreshing a token"; src/broker/auth/refresh.ts).
+        sender.refreshToken(frame);
+        return;
       default:
         BrokerStats.inc(this.stats.dropped, 'reserved_event');
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Forbidden,

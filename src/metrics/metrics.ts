@@ -116,6 +116,16 @@ export class BrokerMetrics {
       ...histogram('socketd_stream_duration_seconds', stats.requestLatency, { kind: 'request' }),
       ...histogram('socketd_stream_duration_seconds', stats.streamLatency, { kind: 'subscribe' }),
     ]);
+    // Per-user identities (docs/security.md): JWT and connect hook checks.
+    add('socketd_auth_checks_total', 'JWT verifications and connect hook calls, by source (jwt, hook) and outcome.', 'counter', () =>
+      [...stats.authChecks].map(([key, value]) => {
+        const [source, outcome] = key.split('|');
+        return { value, labels: { source, outcome } };
+      }));
+    add('socketd_connect_hook_in_flight', 'Connect hook calls waiting for an answer.', 'gauge', () => one(stats.hookInFlight));
+    add('socketd_connect_hook_duration_seconds', 'Time the connect hook took to answer or time out.', 'histogram', () =>
+      histogram('socketd_connect_hook_duration_seconds', stats.hookLatency, {}));
+    add('socketd_tokens_expired_total', 'Sessions closed because their token expired (token_expired).', 'counter', () => one(stats.tokensExpired));
   }
 
   async text(): Promise<string> {
