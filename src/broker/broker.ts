@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { CloseCode } from '../protocol/codes.js';
 import type { Connection, ListenerReporter, TransportName } from '../transport/connection.js';
-import { OPEN_ACCESS, type AccessPolicy } from './access.js';
+import { OPEN_ACCESS, type AccessPolicy, type Permissions } from './access.js';
 import { NO_EVENT_ROUTING, Router, type EventRouting } from './router.js';
 import { Session, SessionState } from './session.js';
 import type { SessionContext } from './session-context.js';
@@ -35,6 +35,8 @@ export interface SessionObserver {
   /** The client announced its close: it must stop being a routing target. */
   sessionClosing?(session: Session): void;
   sessionClosed?(session: Session, wasOpen: boolean, reason: string): void;
+  /** An open session's permissions were replaced (`$auth`); `previous` were in force until now. */
+  sessionPermissionsChanged?(session: Session, previous: Permissions): void;
 }
 
 export class Broker implements SessionContext, ListenerReporter {
@@ -190,6 +192,10 @@ export class Broker implements SessionContext, ListenerReporter {
     else this.logger.warn(fields, 'connection closed before the handshake completed');
     for (const o of this.observers) o.sessionClosed?.(session, wasOpen, reason);
     if (this.sessions.size === 0) this.stopSweep();
+  }
+
+  sessionPermissionsChanged(session: Session, previous: Permissions): void {
+    for (const o of this.observers) o.sessionPermissionsChanged?.(session, previous);
   }
 
   sessionClosing(session: Session): void {

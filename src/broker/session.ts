@@ -346,8 +346,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   /** New permissions from a fresh token: they apply to the next frame, the expiry moves with them. */
   applyPermissions(permissions: Permissions): void {
+    const previous = this.permissions;
     this.permissions = permissions;
     this.armExpiry();
+    this.ctx.sessionPermissionsChanged?.(this, previous);
   }
 
   /** Epoch ms the session's identity expires at, 0 for never. */

@@ -236,6 +236,32 @@ describe('JWT access (HS256)', () => {
     }
   });
 
+  test('$auth: subscriptions the new token no longer allows are dropped, its deny rules filter deliveries', async () => {
+    const server = await startTestBroker({ access: jwtAccess() });
+    let alice: RawClient | undefined;
+    let pub: RawClient | undefined;
+    try {
+      alice = await connect(server, 'tcp', { meta: `token=${await token({ claims: { socketd: { subscribe: { allow: ['room.>'] } } } })}` });
+      for (const pattern of ['room.a.*', 'room.b.*']) {
+        const s = alice.send({ flag: Flag.Request, event: '$sub', meta: `event=${pattern}` });
+        assert.equal((await alice.nextFor(s)).flag, Flag.ReplyEnd);
+      }
+      assert.equal(server.events.subscriptionCount, 2);
+      const narrower = await token({ claims: { socketd: { subscribe: { allow: ['room.b.*'], deny: ['room.b.secret'] } } } });
+      const authSid = alice.send({ flag: Flag.Request, event: '$auth', meta: `token=${narrower}` });
+      assert.equal((await alice.nextFor(authSid)).flag, Flag.ReplyEnd);
+      assert.equal(server.events.subscriptionCount, 1, 'room.a.* dropped');
+      pub = await connect(server, 'ws', { meta: `token=${await token({ sub: 'pub' })}` });
+      for (const event of ['room.a.x', 'room.b.secret', 'room.b.ok']) pub.send({ flag: Flag.Message, event, data: event });
+      const got = await alice.next((f) => f.flag === Flag.Message);
+      assert.equal(got.event, 'room.b.ok');
+      assert.deepEqual((await alice.collect(150, (f) => f.flag === Flag.Message)).map((f) => f.event), []);
+    } finally {
+      closeAll(alice, pub);
+      await server.close();
+    }
+  });
+
   test('frames pipelined behind the Connect wait for the admission and are handled in order; too many is a protocol error', async () => {
     const server = await startTestBroker({ access: jwtAccess() });
     const port = portOf(server, 'tcp');
