@@ -10,7 +10,7 @@
  * - Expired (`exp`), not yet valid (`nbf`), wrong `iss` or `aud`: refused with their own codes, within
  *   `clockToleranceSec`.
  */
-import type { KeyObject } from 'node:crypto';
+import { webcrypto, type KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { HandshakeRefusal, PermissionRules } from '../access.js';
 import { AuthCode, TokenPermissions, parsePermissionClaim, refusal } from './identity.js';
@@ -55,6 +55,11 @@ export class JwtVerifier {
   readonly algorithms: readonly string[];
   private readonly jwks: JWTVerifyGetKey | null;
   private readonly baseOptions: JWTVerifyOptions;
+  /**
+   * The HMAC secret imported once per algorithm: given raw bytes, jose imports a WebCrypto key on every
+   * verification, which cost about 40 times the HMAC itself (bench/results.md, "Handshakes with JWT").
+   */
+  private readonly hmacKeys = new Map<string, Promise<webcrypto.CryptoKey>>();
 
   constructor(private readonly options: JwtOptions) {
     this.algorithms = options.algorithms.length > 0 ? options.algorithms : derivedAlgorithms(options);
@@ -86,7 +91,7 @@ export class JwtVerifier {
     let last: HandshakeRefusal = refusal(AuthCode.TokenInvalid, `No key configured for algorithm '${alg}'`);
     if (HMAC_ALGORITHMS.includes(alg)) {
       if (this.options.hmacSecret !== null) {
-        const outcome = await this.tryKey(token, this.options.hmacSecret);
+        const outcome = await this.tryKey(token, await this.hmacKey(alg, this.options.hmacSecret));
         if ('code' in outcome) last = outcome;
         else payload = outcome.payload;
       }
@@ -112,7 +117,16 @@ export class JwtVerifier {
     return this.identity(payload);
   }
 
-  private async tryKey(token: string, key: Uint8Array | KeyObject | JWTVerifyGetKey): Promise<{ payload: JWTPayload } | (HandshakeRefusal & { badSignature: boolean })> {
+  private hmacKey(alg: string, secret: Uint8Array): Promise<webcrypto.CryptoKey> {
+    let key = this.hmacKeys.get(alg);
+    if (key === undefined) {
+      key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']);
+      this.hmacKeys.set(alg, key);
+    }
+    return key;
+  }
+
+  private async tryKey(token: string, key: webcrypto.CryptoKey | Uint8Array | KeyObject | JWTVerifyGetKey): Promise<{ payload: JWTPayload } | (HandshakeRefusal & { badSignature: boolean })> {
     try {
       const { payload } = typeof key === 'function'
         ? await jwtVerify(token, key, this.baseOptions)
