@@ -101,6 +101,8 @@ export interface AccessPolicy {
   authenticate(params: ReadonlyMap<string, string>, remoteAddress: string, transport?: string): Admission;
   /** Frames the session keeps while a pending admission is decided (more: protocol error); default 16. */
   readonly pendingFramesMax?: number;
+  /** Bytes of those frames at most (more: protocol error); default 65536. */
+  readonly pendingBytesMax?: number;
   /**
    * A fresh token for an open session (control Request `$auth`, docs/protocol.md): the new permissions, or a
    * refusal. Absent: the policy has no expiring identities and `$auth` is refused.

@@ -62,6 +62,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   authChecking = false;
   /** Frames received while an asynchronous admission (JWT, connect hook) is pending; null otherwise. */
   private heldFrames: Frame[] | null = null;
+  private heldBytes = 0;
   /** Ends the session when its identity expires; null for sessions without an expiry (auth/expiry.ts). */
   private expiry: ExpiryTimer | null = null;
 
@@ -303,8 +304,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   private hold(frame: Frame): void {
     const held = this.heldFrames!;
     const max = this.ctx.access.pendingFramesMax ?? 16;
-    if (held.length >= max) {
-      this.protocolError('too_many_frames_before_connack', `more than ${max} frames sent before the Connack`);
+    const maxBytes = this.ctx.access.pendingBytesMax ?? 65_536;
+    this.heldBytes += frame.size;
+    if (held.length >= max || this.heldBytes > maxBytes) {
+      this.protocolError('too_many_frames_before_connack', `more than ${max} frames or ${maxBytes} bytes sent before the Connack`);
       return;
     }
     held.push(frame);

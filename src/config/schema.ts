@@ -30,6 +30,8 @@ export interface AccessSection {
   connectHook: ConnectHookSection;
   /** Frames kept per session while a JWT or hook admission is pending; more is a protocol error. */
   maxFramesWhileAdmitting: number;
+  /** Bytes of those frames at most; more is a protocol error. */
+  maxBytesWhileAdmitting: number;
 }
 
 export interface JwtSection {
@@ -162,6 +164,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     },
     connectHook: { url: '', timeoutMs: 2_000, cacheMs: 0, cacheMaxEntries: 10_000, maxConcurrent: 64 },
     maxFramesWhileAdmitting: 16,
+    maxBytesWhileAdmitting: 65_536,
   },
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false },
@@ -252,6 +255,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
       maxConcurrent: positive(1_000_000),
     },
     maxFramesWhileAdmitting: { kind: 'int', min: 0, max: 10_000 },
+    maxBytesWhileAdmitting: { kind: 'int', min: 0, max: 1 << 30 },
   },
 };
 
@@ -411,6 +415,14 @@ export function checkMerged(config: BrokerConfig): string[] {
     problems.push('access: anonymous access is off and no users, access.jwt or access.connectHook are configured, so nobody could connect');
   }
   problems.push(...checkIdentities(jwt, connectHook));
+  // A check that outlasts the handshake timeout would always lose to it (Close 1002 handshake_timeout).
+  const handshakeMs = config.timeouts.handshakeMs;
+  if (connectHook.url.length > 0 && connectHook.timeoutMs >= handshakeMs) {
+    problems.push(`access.connectHook.timeoutMs (${connectHook.timeoutMs}) must be below timeouts.handshakeMs (${handshakeMs})`);
+  }
+  if (jwt.jwksUrl.length > 0 && jwt.jwksTimeoutMs >= handshakeMs) {
+    problems.push(`access.jwt.jwksTimeoutMs (${jwt.jwksTimeoutMs}) must be below timeouts.handshakeMs (${handshakeMs})`);
+  }
   return problems;
 }
 

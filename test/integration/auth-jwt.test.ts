@@ -268,6 +268,7 @@ describe('JWT access (HS256)', () => {
     const jwt = await token({ claims: aliceClaim });
     const a = await RawClient.open('tcp', port);
     const b = await RawClient.open('tcp', port);
+    const c = await RawClient.open('tcp', port);
     try {
       await a.handshake(port, { meta: `token=${jwt}`, awaitConnack: false });
       const subSid = a.send({ flag: Flag.Request, event: '$sub', meta: 'event=chat.team1.*' });
@@ -280,8 +281,13 @@ describe('JWT access (HS256)', () => {
       const close = await b.nextFlag(Flag.Close);
       assert.equal(metaOf(close.metaString, 'reason'), 'too_many_frames_before_connack');
       assert.equal(metaOf(close.metaString, 'code'), '1002');
+      // One frame, but above access.maxBytesWhileAdmitting (65536 by default).
+      await c.handshake(port, { meta: `token=${jwt}`, awaitConnack: false });
+      c.send({ flag: Flag.Message, event: 'chat.team1.x', data: Buffer.alloc(70_000) });
+      const big = await c.nextFlag(Flag.Close);
+      assert.equal(metaOf(big.metaString, 'reason'), 'too_many_frames_before_connack');
     } finally {
-      closeAll(a, b);
+      closeAll(a, b, c);
       await server.close();
     }
   });

@@ -53,6 +53,15 @@ describe('config: access.jwt and access.connectHook', () => {
     ]);
   });
 
+  test('a hook or JWKS timeout must be below the handshake timeout', () => {
+    assert.deepEqual(checkMerged(merged({ timeouts: { handshakeMs: 1000 }, access: { connectHook: { url: 'http://127.0.0.1:9/h', timeoutMs: 1000 } } })), [
+      'access.connectHook.timeoutMs (1000) must be below timeouts.handshakeMs (1000)',
+    ]);
+    assert.deepEqual(checkMerged(merged({ timeouts: { handshakeMs: 3000 }, access: { jwt: { jwksUrl: 'https://app.example/jwks' } } })), [
+      'access.jwt.jwksTimeoutMs (5000) must be below timeouts.handshakeMs (3000)',
+    ]);
+  });
+
   test('anonymous off is fine with JWT or a hook as the way in, not with nothing', () => {
     assert.equal(checkMerged(merged({ access: { anonymous: false } })).length, 1);
     assert.deepEqual(checkMerged(merged({ access: { anonymous: false, jwt: { secret: 'x'.repeat(32) } } })), []);

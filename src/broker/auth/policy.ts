@@ -23,6 +23,8 @@ export class IdentityAccessPolicy implements AccessPolicy {
     private readonly stats: BrokerStats,
     /** Frames a client may send between its Connect and the Connack while its admission is pending. */
     readonly pendingFramesMax: number,
+    /** Their bytes at most. */
+    readonly pendingBytesMax: number,
   ) {}
 
   authenticate(params: ReadonlyMap<string, string>, remoteAddress: string, transport = ''): Admission {

@@ -26,7 +26,7 @@ export function identityPolicyFrom(section: AccessSection, configured: ConfigAcc
   const hookSection = section.connectHook;
   const hook = hookSection.url.length > 0 ? new ConnectHook(hookSection, stats, wiring.fetch) : null;
   if (jwt === null && hook === null) return configured;
-  return new IdentityAccessPolicy(configured, jwt, hook, stats, section.maxFramesWhileAdmitting);
+  return new IdentityAccessPolicy(configured, jwt, hook, stats, section.maxFramesWhileAdmitting, section.maxBytesWhileAdmitting);
 }
 
 export function jwtOptionsFrom(section: JwtSection, env: NodeJS.ProcessEnv): JwtOptions {
