@@ -5,45 +5,15 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { connect, SocketdError, type Client, type TokenContext } from '../../src/client/index.js';
 import { ports, startTestBroker } from '../support/broker.js';
+import { postJson as post, startLoginBackend } from '../support/login-backend.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const SECRET = 'example-login-test-secret-0123456789abcdef';
-
-async function startLogin(): Promise<{ child: ChildProcess; url: string; stdout: () => string }> {
-  const child = spawn(process.execPath, [join(ROOT, 'examples', 'jwt-login.mjs'), '--port', '0'], {
-    cwd: ROOT,
-    env: { ...process.env, SOCKETD_JWT_SECRET: SECRET },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line: ${out}`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      const m = /login backend on (http:\/\/\S+)/.exec(out);
-      if (m !== null) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
-  });
-  return { child, url, stdout: () => out };
-}
-
-async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
 
 test('examples/jwt-login.mjs: each user claims only its own name and uses only its rooms', { timeout: 60_000 }, async () => {
   process.env.SOCKETD_EXAMPLE_JWT_SECRET = SECRET;
-  const login = await startLogin();
+  const login = await startLoginBackend(SECRET);
   const broker = await startTestBroker({ access: { anonymous: false, jwt: { secretEnv: 'SOCKETD_EXAMPLE_JWT_SECRET' } } });
   const clients: Client[] = [];
   try {
@@ -86,7 +56,7 @@ test('examples/jwt-login.mjs: each user claims only its own name and uses only i
   } finally {
     await Promise.all(clients.map((c) => c.close()));
     await broker.close();
-    login.child.kill('SIGTERM');
+    login.stop();
     delete process.env.SOCKETD_EXAMPLE_JWT_SECRET;
   }
 });
