@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT, exportJWK, type JWTPayload } from 'jose';
+import pino from 'pino';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { RawClient } from '../support/raw-client.js';
@@ -288,6 +289,26 @@ describe('JWT access (HS256)', () => {
       assert.equal(metaOf(big.metaString, 'reason'), 'too_many_frames_before_connack');
     } finally {
       closeAll(a, b, c);
+      await server.close();
+    }
+  });
+
+  test('refusals are logged with their reason and never with the token', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const server = await startTestBroker({ access: jwtAccess() }, { logger });
+    try {
+      const expired = await token({ expiresIn: -10 });
+      const forged = await token({ key: new TextEncoder().encode('another-secret-of-at-least-32-bytes!') });
+      await refusedWith(server, 'tcp', expired, 'token_expired');
+      await refusedWith(server, 'ws', forged, 'token_invalid');
+      await eventually(() => lines.filter((l) => l.includes('"session_close"')).length >= 2, 2000, 'two close lines');
+      const closes = lines.filter((l) => l.includes('"session_close"')).map((l) => JSON.parse(l) as { reason: string });
+      assert.deepEqual(closes.map((c) => c.reason).sort(), ['token_expired', 'token_invalid']);
+      for (const line of lines) {
+        for (const secret of [expired, forged, expired.split('.')[2], forged.split('.')[2]]) assert.ok(!line.includes(secret), `a log line holds a token: ${line}`);
+      }
+    } finally {
       await server.close();
     }
   });
