@@ -102,6 +102,37 @@ describe('connect hook', () => {
     });
   }
 
+  test('$auth on a hook session asks the hook again: new permissions at once; another user is refused', async () => {
+    const hook = await hookServer((call) => {
+      if (call.token === 'alice-session') return { allow: true, user: 'alice', permissions: { publish: { allow: ['a.>'] } } };
+      if (call.token === 'alice-session-2') return { allow: true, user: 'alice', permissions: { publish: { allow: ['b.>'] } } };
+      if (call.token === 'bob-session') return { allow: true, user: 'bob' };
+      return { allow: false, reason: 'no' };
+    });
+    const server = await startTestBroker({ access: { anonymous: false, connectHook: { url: hook.url } } });
+    let alice: RawClient | undefined;
+    try {
+      alice = await connect(server, 'tcp', { query: 'token=alice-session' });
+      const ok = alice.send({ flag: Flag.Request, event: '$auth', data: 'alice-session-2' });
+      const ack = await alice.nextFor(ok);
+      assert.equal(ack.flag, Flag.ReplyEnd);
+      assert.equal(metaOf(ack.metaString, 'user'), 'alice');
+      assert.equal(hook.calls[1].token, 'alice-session-2', 'the hook saw the new token');
+      const denied = alice.send({ flag: Flag.Request, event: 'a.x' });
+      assert.equal(metaOf((await alice.nextFor(denied)).metaString, 'code'), '4003', 'the new rules apply');
+      for (const [token, reason] of [['bob-session', 'token_user_mismatch'], ['junk', 'hook_refused']]) {
+        const s = alice.send({ flag: Flag.Request, event: '$auth', meta: `token=${token}` });
+        const alarm = await alice.nextFor(s);
+        assert.equal(alarm.flag, Flag.Alarm);
+        assert.equal(metaOf(alarm.metaString, 'reason'), reason);
+      }
+    } finally {
+      closeAll(alice);
+      await server.close();
+      await hook.close();
+    }
+  });
+
   test('a slow hook refuses new sessions after timeoutMs (hook_unavailable) and never stalls open ones', async () => {
     const hook = await hookServer(app, 5_000);
     const server = await startTestBroker({
