@@ -302,6 +302,11 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   }
 
   private hold(frame: Frame): void {
+    if (frame.flag === Flag.Close) {
+      // The client gave up waiting (udp has no connection to drop): end now, the admission is dropped.
+      this.close('client_close', null, `client sent Close ${frame.meta('code') ?? ''} while its admission was pending`.trim());
+      return;
+    }
     const held = this.heldFrames!;
     const max = this.ctx.access.pendingFramesMax ?? 16;
     const maxBytes = this.ctx.access.pendingBytesMax ?? 65_536;

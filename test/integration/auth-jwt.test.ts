@@ -16,7 +16,7 @@ import { Flag, type Frame } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { RawClient } from '../support/raw-client.js';
 import { startTestBroker, ports, eventually } from '../support/broker.js';
-import { TRANSPORTS, closeAll, connect, metaOf, portOf, sleep } from '../support/integration.js';
+import { TRANSPORTS, assertBrokerEmpty, closeAll, connect, metaOf, portOf, sleep } from '../support/integration.js';
 
 const SECRET = 'a-test-secret-of-at-least-32-bytes!!';
 const secretBytes = new TextEncoder().encode(SECRET);
@@ -400,6 +400,52 @@ describe('JWT access (RS256, JWKS)', () => {
       await refusedWith(gone, 'tcp', jwt, 'jwks_unavailable');
     } finally {
       await gone.close();
+    }
+  });
+
+  test('a client that leaves while its token is being checked (slow JWKS) leaves nothing behind; open sessions are not stalled', async () => {
+    const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'slow', alg: 'ES256' };
+    const jwksServer = http.createServer((_req, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ keys: [jwk] }));
+      }, 800).unref();
+    });
+    await new Promise<void>((r) => jwksServer.listen(0, '127.0.0.1', r));
+    const jwksPort = (jwksServer.address() as { port: number }).port;
+    const server = await startTestBroker({
+      access: { anonymous: false, users: [{ name: 'svc', token: 'service-token-1' }], jwt: { jwksUrl: `http://127.0.0.1:${jwksPort}/jwks.json` } },
+    });
+    let svc: RawClient | undefined;
+    try {
+      svc = await connect(server, 'tcp', { name: 'svc', query: 'token=service-token-1' });
+      const jwt = await token({ alg: 'ES256', key: pair.privateKey, kid: 'slow' });
+      for (const transport of TRANSPORTS) {
+        const leaver = await RawClient.open(transport, portOf(server, transport));
+        await leaver.handshake(portOf(server, transport), { meta: `token=${jwt}`, awaitConnack: false });
+        leaver.ping();
+        closeAll(leaver);
+      }
+      // While the JWKS is slow, the open session is served at once.
+      const t = Date.now();
+      svc.ping();
+      await svc.nextFlag(Flag.Pong);
+      assert.ok(Date.now() - t < 300, 'not stalled');
+      // udp: the leaver's Close ends it at once, as the tcp and ws ones end with their connections.
+      await eventually(() => server.broker.sessionCount === 1, 500, 'the leavers released before their tokens are checked');
+      await sleep(1000); // the verifications finish: nothing is admitted for a session already gone
+      assert.equal(server.broker.sessionCount, 1);
+      assert.equal(server.broker.stats.sessionsOpen, 1);
+      // The set came in the end: a client that waits is admitted.
+      const patient = await connect(server, 'ws', { meta: `token=${jwt}` });
+      closeAll(patient, svc);
+      svc = undefined;
+      await assertBrokerEmpty(server);
+    } finally {
+      closeAll(svc);
+      await server.close();
+      await new Promise((r) => jwksServer.close(r));
     }
   });
 
