@@ -62,6 +62,7 @@ export interface ConnectHookSection {
   cacheMs: number;
   cacheMaxEntries: number;
   maxConcurrent: number;
+  maxAnswerBytes: number;
 }
 
 /** The algorithms `access.jwt.algorithms` may name. */
@@ -162,7 +163,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
       clockToleranceSec: 5,
       defaultPermissions: { ...ALL_PERMISSIONS, claim: { allow: ['{sub}'], deny: [] } },
     },
-    connectHook: { url: '', timeoutMs: 2_000, cacheMs: 0, cacheMaxEntries: 10_000, maxConcurrent: 64 },
+    connectHook: { url: '', timeoutMs: 2_000, cacheMs: 0, cacheMaxEntries: 10_000, maxConcurrent: 64, maxAnswerBytes: 65_536 },
     maxFramesWhileAdmitting: 16,
     maxBytesWhileAdmitting: 65_536,
   },
@@ -253,6 +254,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
       cacheMs: { kind: 'int', min: 0, max: DAY },
       cacheMaxEntries: positive(10_000_000),
       maxConcurrent: positive(1_000_000),
+      maxAnswerBytes: positive(16 * 1024 * 1024),
     },
     maxFramesWhileAdmitting: { kind: 'int', min: 0, max: 10_000 },
     maxBytesWhileAdmitting: { kind: 'int', min: 0, max: 1 << 30 },

@@ -189,6 +189,18 @@ describe('connect hook', () => {
     }
   });
 
+  test('an answer larger than maxAnswerBytes is not read: hook_unavailable', async () => {
+    const hook = await hookServer(() => ({ allow: true, user: 'alice', padding: 'x'.repeat(200_000) }));
+    const server = await startTestBroker({ access: { anonymous: false, connectHook: { url: hook.url } } });
+    try {
+      const { text } = await refusedWith(server, 'ws', 'token=alice-session', 'hook_unavailable');
+      assert.match(text, /larger than 65536 bytes/);
+    } finally {
+      await server.close();
+      await hook.close();
+    }
+  });
+
   test('cacheMs reuses an answer; an expiresAt from the app closes the session (token_expired)', { timeout: 15_000 }, async () => {
     const hook = await hookServer((call) => (call.token === 'short'
       ? { allow: true, user: 'bob', expiresAt: Date.now() / 1000 + 1.5 }

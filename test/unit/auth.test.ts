@@ -122,7 +122,7 @@ describe('JWT helpers', () => {
 
 describe('connect hook (fake fetch)', () => {
   const request: HookRequest = { transport: 'tcp', remoteAddress: '127.0.0.1', name: '', token: 't', params: { token: 't' } };
-  const options = { url: 'http://hook.test/', timeoutMs: 1000, cacheMs: 0, cacheMaxEntries: 2, maxConcurrent: 1 };
+  const options = { url: 'http://hook.test/', timeoutMs: 1000, cacheMs: 0, cacheMaxEntries: 2, maxConcurrent: 1, maxAnswerBytes: 1024 };
   const answering = (status: number, body: string): FetchLike => async () => ({ status, text: async () => body });
 
   test('answers: admit with expiry and name, refuse with reason, anything else hook_unavailable', async () => {
@@ -133,11 +133,11 @@ describe('connect hook (fake fetch)', () => {
     assert.ok(admit.expiresAt > Date.now());
     const refuse = await new ConnectHook(options, stats, answering(200, '{"allow":false,"reason":"banned"}')).admit(request);
     assert.deepEqual(refuse, { code: 'hook_refused', text: 'banned' });
-    for (const [status, body] of [[500, '{}'], [200, 'not json'], [200, '{"allow":"yes"}'], [200, '{"allow":true}']] as const) {
+    for (const [status, body] of [[500, '{}'], [200, 'not json'], [200, '{"allow":"yes"}'], [200, '{"allow":true}'], [200, `{"allow":false,"reason":"${'x'.repeat(2000)}"}`]] as const) {
       const out = await new ConnectHook(options, stats, answering(status, body)).admit(request);
       assert.equal((out as { code: string }).code, 'hook_unavailable', `${status} ${body}`);
     }
-    assert.equal(stats.authChecks.get('hook|error'), 4);
+    assert.equal(stats.authChecks.get('hook|error'), 5);
   });
 
   test('over maxConcurrent: hook_busy at once; the cache is bounded and outages are not cached', async () => {

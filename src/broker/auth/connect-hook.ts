@@ -27,6 +27,8 @@ export interface ConnectHookOptions {
   cacheMaxEntries: number;
   /** Calls in flight at most; beyond it handshakes are refused at once (`hook_busy`). */
   maxConcurrent: number;
+  /** An answer body larger than this is not read further (`hook_unavailable`). */
+  maxAnswerBytes: number;
 }
 
 export interface HookRequest {
@@ -40,7 +42,14 @@ export interface HookRequest {
 }
 
 /** The fetch the hook calls (Node's global fetch; a seam for unit tests). */
-export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal }) => Promise<{ status: number; text(): Promise<string> }>;
+export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal }) => Promise<HookResponse>;
+
+/** What the hook reads of a response: Node's fetch Response has all of it; `body` may be absent in fakes. */
+export interface HookResponse {
+  status: number;
+  text(): Promise<string>;
+  body?: ReadableStream<Uint8Array> | null;
+}
 
 /** Outcome labels of `socketd_auth_checks_total{source="hook"}`. */
 export const HookOutcome = { Admitted: 'admitted', Refused: 'refused', Timeout: 'timeout', Error: 'error', Busy: 'busy', Cached: 'cached' } as const;
@@ -90,8 +99,10 @@ export class ConnectHook {
         body,
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
-      const text = await response.text();
-      [answer, outcome] = response.status === 200
+      const text = await readCapped(response, this.options.maxAnswerBytes);
+      [answer, outcome] = text === null
+        ? [refusal(AuthCode.HookUnavailable, `The connect hook's answer is larger than ${this.options.maxAnswerBytes} bytes`), HookOutcome.Error]
+        : response.status === 200
         ? readAnswer(text, this.now())
         : [refusal(AuthCode.HookUnavailable, `The connect hook answered HTTP ${response.status}`), HookOutcome.Error];
     } catch (error) {
@@ -118,6 +129,28 @@ export class ConnectHook {
     }
     this.cache.set(key, { answer, until: this.now() + this.options.cacheMs });
   }
+}
+
+/** The body as text, or null once it passes `max` bytes (the rest is not read: the stream is cancelled). */
+async function readCapped(response: HookResponse, max: number): Promise<string | null> {
+  if (response.body === undefined || response.body === null) {
+    const text = await response.text();
+    return Buffer.byteLength(text) > max ? null : text;
+  }
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }
 
 /** The application's answer as an admission or a refusal, with the outcome label. */
