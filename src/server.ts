@@ -9,6 +9,7 @@ import { Broker } from './broker/broker.js';
 import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
 import { NamespaceTable } from './broker/namespace-table.js';
+import { identityPolicyFrom } from './broker/auth/wiring.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
 import { AdminSampler } from './http/admin/sampler.js';
@@ -79,7 +80,8 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const events = new EventRouter(eventOptions, stats);
   // Each namespace routes with its own EventRouter; the table tells each session's router of its life.
   const namespaces = new NamespaceTable(config.namespaces, events, () => new EventRouter(eventOptions, stats));
-  const access = options.access ?? accessPolicyFrom(config.access);
+  // Per-user identities (JWT, connect hook) over the configured users, when configured (docs/security.md).
+  const access = options.access ?? identityPolicyFrom(config.access, accessPolicyFrom(config.access), stats);
   const sessionCounts = new SessionCounts();
   const broker = new Broker({ settings, logger, stats, access, events, observers: [namespaces, sessionCounts], namespaces });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
@@ -179,7 +181,7 @@ function readTls(name: string, listener: TlsListenerConfig): TlsServerOptions {
 }
 
 /** The access policy of the config's access section; unset permission lists allow everything. */
-export function accessPolicyFrom(section: AccessSection): AccessPolicy {
+export function accessPolicyFrom(section: AccessSection): ConfigAccessPolicy {
   const complete = (rules: Partial<PermissionRules> | undefined): PermissionRules => {
     const out = { ...ALL_PERMISSIONS } as PermissionRules;
     for (const key of Object.keys(ALL_PERMISSIONS) as (keyof PermissionRules)[]) {

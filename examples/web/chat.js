@@ -2,6 +2,9 @@
 // The same conventions as examples/im-chat.mjs, so the two talk to each other:
 //   room messages: event `chat.room.<room>`, data JSON { from, text }, subscribed with presence
 //   private messages: event `chat.private` sent with `to: <name>` (the session's @ name), handled by onDirect
+// With ?login=<url of examples/jwt-login.mjs> the page logs in first and connects with the JWT it gets: the
+// broker (access.jwt) then lets the user claim only its own name and use only its rooms. The SDK calls the
+// token function again on reconnect and before the token expires (docs/client.md, "Tokens").
 import { connect, json } from './socketd-client.js';
 
 const params = new URLSearchParams(location.search);
@@ -12,11 +15,32 @@ const wsUrl = params.get('url') ?? `${scheme}://${host}:${params.get('ws') ?? '8
 const $ = (id) => document.getElementById(id);
 const ui = {
   joinForm: $('join-form'), room: $('room'), nick: $('nick'), join: $('join'), leave: $('leave'),
-  sendForm: $('send-form'), text: $('text'), send: $('send'),
+  password: $('password'), sendForm: $('send-form'), text: $('text'), send: $('send'),
   messages: $('messages'), members: $('members'), status: $('status'), title: $('room-title'),
 };
 if (params.get('room')) ui.room.value = params.get('room');
 if (params.get('name')) ui.nick.value = params.get('name');
+const loginUrl = params.get('login');
+if (loginUrl) {
+  ui.password.hidden = false;
+  ui.password.required = true;
+}
+/** The current JWT (login mode). */
+let token = '';
+
+async function fetchToken(path, init) {
+  const res = await fetch(new URL(path, loginUrl), { method: 'POST', ...init });
+  const body = await res.json();
+  if (!res.ok) throw new Error(body.error ?? `login backend answered ${res.status}`);
+  token = body.token;
+  return token;
+}
+
+/** The SDK's token function: the login's token first, then fresh ones from /refresh. */
+function tokenFor({ reason }) {
+  if (reason === 'connect' && token) return token;
+  return fetchToken('/refresh', { headers: { authorization: `Bearer ${token}` } });
+}
 
 let client = null;
 let room = '';
@@ -29,7 +53,7 @@ function setState(state, status) {
   ui.status.textContent = status;
   const joined = state === 'joined';
   ui.join.disabled = joined || state === 'connecting';
-  ui.room.disabled = ui.nick.disabled = joined || state === 'connecting';
+  ui.room.disabled = ui.nick.disabled = ui.password.disabled = joined || state === 'connecting';
   ui.leave.disabled = !joined;
   ui.text.disabled = ui.send.disabled = !joined;
 }
@@ -64,7 +88,10 @@ async function join(event) {
   if (!room || !nick) return;
   setState('connecting', `connecting to ${wsUrl} ...`);
   try {
-    client = await connect(wsUrl, { name: nick });
+    if (loginUrl) {
+      await fetchToken('/login', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: nick, password: ui.password.value }) });
+    }
+    client = await connect(wsUrl, loginUrl ? { name: nick, token: tokenFor } : { name: nick });
     const roomEvent = `chat.room.${room}`;
     client.events.on('disconnect', (e) => setState('connecting', `connection lost (${e.message}), reconnecting ...`));
     client.events.on('reconnect', async () => {

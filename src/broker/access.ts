@@ -104,9 +104,21 @@ function allows(rule: AllowDeny, catchAll: string): boolean {
   return rule.deny.length === 0 && rule.allow.includes(catchAll);
 }
 
+/** An admission decided now, or later (a JWT verified, the connect hook answering: src/broker/auth). */
+export type Admission = Permissions | HandshakeRefusal | Promise<Permissions | HandshakeRefusal>;
+
 export interface AccessPolicy {
-  /** Admits the client with its permissions, or refuses it. */
-  authenticate(params: ReadonlyMap<string, string>, remoteAddress: string): Permissions | HandshakeRefusal;
+  /** Admits the client with its permissions, or refuses it; a promise must never reject. */
+  authenticate(params: ReadonlyMap<string, string>, remoteAddress: string, transport?: string): Admission;
+  /** Frames the session keeps while a pending admission is decided (more: protocol error); default 16. */
+  readonly pendingFramesMax?: number;
+  /** Bytes of those frames at most (more: protocol error); default 65536. */
+  readonly pendingBytesMax?: number;
+  /**
+   * A fresh token for an open session (control Request `$auth`, docs/protocol.md): the new permissions, or a
+   * refusal. Absent: the policy has no expiring identities and `$auth` is refused.
+   */
+  refresh?(current: Permissions, token: string, params: ReadonlyMap<string, string>, remoteAddress: string, transport: string): Promise<Permissions | HandshakeRefusal>;
 }
 
 /** Anonymous access with every permission: the default when no access section is configured. */
@@ -147,11 +159,16 @@ export class ConfigAccessPolicy implements AccessPolicy {
       if (this.anonymous !== null) return this.anonymous;
       return { code: 'auth_required', text: 'This broker needs a token (URL param or Connect meta `token`)' };
     }
+    return this.userFor(token) ?? { code: 'auth_failed', text: 'Unknown token' };
+  }
+
+  /** The configured user whose token this is, or null. */
+  userFor(token: string): Permissions | null {
     const digest = sha256(token);
     // Compare against every user so the time taken does not tell which one matched.
     let found: Permissions | null = null;
     for (const user of this.users) if (timingSafeEqual(user.digest, digest) && found === null) found = user.permissions;
-    return found ?? { code: 'auth_failed', text: 'Unknown token' };
+    return found;
   }
 }
 

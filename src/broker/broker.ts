@@ -41,6 +41,8 @@ export interface SessionObserver {
   /** The client announced its close: it must stop being a routing target. */
   sessionClosing?(session: Session): void;
   sessionClosed?(session: Session, wasOpen: boolean, reason: string): void;
+  /** An open session's permissions were replaced (`$auth`); `previous` were in force until now. */
+  sessionPermissionsChanged?(session: Session, previous: Permissions): void;
 }
 
 export class Broker implements SessionContext, ListenerReporter {
@@ -222,6 +224,10 @@ export class Broker implements SessionContext, ListenerReporter {
     }
     for (const o of this.observers) o.sessionClosed?.(session, wasOpen, reason);
     if (this.sessions.size === 0) this.stopSweep();
+  }
+
+  sessionPermissionsChanged(session: Session, previous: Permissions): void {
+    for (const o of this.observers) o.sessionPermissionsChanged?.(session, previous);
   }
 
   sessionClosing(session: Session): void {

@@ -17,6 +17,7 @@ import type { Frame } from '../protocol/frame.js';
 import type { EventRouting } from './router.js';
 import type { SessionObserver } from './broker.js';
 import type { Session } from './session.js';
+import type { Permissions } from './access.js';
 import { BrokerStats } from './stats.js';
 import { isExactPattern, isPublishableEvent, patternProblem } from '../protocol/event-pattern.js';
 import { SubscriptionIndex, type Subscription } from './subscription-index.js';
@@ -214,6 +215,10 @@ export class EventRouter implements EventRouting, SessionObserver {
         }
         return;
       }
+      case '$auth':
+        // A fresh token for the session (docs/protocol.md, "Refreshing a token"; src/broker/auth/refresh.ts).
+        sender.refreshToken(frame);
+        return;
       default:
         BrokerStats.inc(this.stats.dropped, 'reserved_event');
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Forbidden,
@@ -381,6 +386,24 @@ export class EventRouter implements EventRouting, SessionObserver {
   /** A session announcing its close (Close 1000) gets no new deliveries; its rooms hear it leave now. */
   sessionClosing(session: Session): void {
     this.sessionClosed(session, true);
+  }
+
+  /**
+   * A session's permissions changed (a fresh token by `$auth`, docs/protocol.md 5.1): subscriptions the new
+   * rules no longer allow are dropped now, and the count of sessions whose deliveries are filtered follows
+   * the new rules (it was taken under the old ones).
+   */
+  sessionPermissionsChanged(session: Session, previous: Permissions): void {
+    const mine = this.bySession.get(session);
+    if (mine === undefined) return;
+    if (previous.filtersDeliveries) this.filtering--;
+    if (session.permissions.filtersDeliveries) this.filtering++;
+    for (const [key, sub] of [...mine]) {
+      if (session.permissions.canSubscribe(sub.pattern)) continue;
+      mine.delete(key);
+      this.drop(session, sub);
+    }
+    if (mine.size === 0) this.forget(session);
   }
 
   /** A session's subscriptions disappear with it, and its rooms hear it leave. */

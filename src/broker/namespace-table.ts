@@ -119,6 +119,11 @@ export class NamespaceTable implements SessionObserver {
     (session.namespace?.events ?? this.defaultEvents).sessionClosing(session);
   }
 
+  /** A `$auth` changed the session's permissions: its own namespace's router re-checks its subscriptions. */
+  sessionPermissionsChanged(session: Session, previous: Permissions): void {
+    (session.namespace?.events ?? this.defaultEvents).sessionPermissionsChanged(session, previous);
+  }
+
   sessionClosed(session: Session, wasOpen: boolean): void {
     const ns = session.namespace;
     if (ns === null) {

@@ -28,6 +28,8 @@ export interface SessionContext {
   sessionOnOpen(session: Session): void;
   /** The session ended (once): release what it held. `wasOpen` is false for a failed handshake. */
   sessionOnClose(session: Session, wasOpen: boolean, reason: string, detail: string): void;
+  /** An open session's permissions were replaced by a fresh token (`$auth`): routing state follows. */
+  sessionPermissionsChanged?(session: Session, previous: Permissions): void;
   /** The client announced its close (Close 1000): take it out of every routing table, keep its streams. */
   sessionClosing(session: Session): void;
   /** The session's connection is closed too (after its last bytes were flushed, or dropped). */

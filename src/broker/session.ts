@@ -11,7 +11,10 @@ import { metaAppend } from '../protocol/meta.js';
 import { handshakeParams, urlPath } from '../protocol/url.js';
 import type { FrameLimits } from '../protocol/limits.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
-import { ALL_PERMISSIONS, Permissions } from './access.js';
+import { ALL_PERMISSIONS, Permissions, type HandshakeRefusal } from './access.js';
+import { ExpiryTimer } from './auth/expiry.js';
+import { TokenPermissions } from './auth/identity.js';
+import { refreshSessionToken } from './auth/refresh.js';
 import { isValidSessionName } from './at-address.js';
 import { encodeClose, fitClose } from './close-fit.js';
 import type { FragmentRoute } from './fragment-route.js';
@@ -59,6 +62,13 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   lastChecked = '';
   /** Its namespace (the handshake URL's path, docs/namespaces.md); null for the default one. */
   namespace: Namespace | null = null;
+  /** True while a `$auth` of this session is being checked (auth/refresh.ts). */
+  authChecking = false;
+  /** Frames received while an asynchronous admission (JWT, connect hook) is pending; null otherwise. */
+  private heldFrames: Frame[] | null = null;
+  private heldBytes = 0;
+  /** Ends the session when its identity expires; null for sessions without an expiry (auth/expiry.ts). */
+  private expiry: ExpiryTimer | null = null;
 
   // The three maps below are made on first use: most sessions never open, answer or fragment a stream, and
   // an empty Map is about 100 B per idle connection (bench S4).
@@ -183,6 +193,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   onFrame(frame: Frame): void {
     this.ctx.stats.framesInByFlag[frame.flag & 63]++;
+    this.dispatch(frame);
+  }
+
+  private dispatch(frame: Frame): void {
     if (this.state === SessionState.Open) {
       switch (frame.flag) {
         case Flag.Message:
@@ -228,7 +242,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
       }
     }
     if (this.state === SessionState.AwaitConnect) {
-      if (frame.flag === Flag.Connect) this.handshake(frame);
+      if (this.heldFrames !== null) this.hold(frame);
+      else if (frame.flag === Flag.Connect) this.handshake(frame);
       else this.protocolError('first_frame_not_connect', `first frame must be Connect, got ${flagLabel(frame.flag)}`);
     }
   }
@@ -256,15 +271,75 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
       this.refuse('handshake_rate_limited', `More than ${this.ctx.settings.handshakesPerSecond} handshakes per second: try again later`);
       return;
     }
-    const admitted = this.ctx.access.authenticate(params, this.connection.remoteAddress);
+    const admitted = this.ctx.access.authenticate(params, this.connection.remoteAddress, this.connection.transport);
+    if (admitted instanceof Promise) {
+      this.awaitAdmission(frame, params, name, admitted);
+      return;
+    }
+    this.admit(frame, params, name, admitted);
+  }
+
+  /**
+   * An admission decided later (a JWT verified, the connect hook answering): the session stays in its
+   * handshake, other sessions go on, and the frames that come meanwhile are kept, in order, up to the
+   * policy's bound (docs/security.md). The handshake timeout still applies.
+   */
+  private awaitAdmission(frame: Frame, params: ReadonlyMap<string, string>, name: string, pending: Promise<Permissions | HandshakeRefusal>): void {
+    this.heldFrames = [];
+    pending.then(
+      (admitted) => this.admissionDecided(frame, params, name, admitted),
+      () => this.admissionDecided(frame, params, name, { code: 'auth_error', text: 'The access check failed' }),
+    );
+  }
+
+  private admissionDecided(frame: Frame, params: ReadonlyMap<string, string>, name: string, admitted: Permissions | HandshakeRefusal): void {
+    const held = this.heldFrames;
+    this.heldFrames = null;
+    // Closed meanwhile (handshake timeout, the peer gone, too many frames): nothing to admit.
+    if (this.state !== SessionState.AwaitConnect) return;
+    this.admit(frame, params, name, admitted);
+    if (held === null) return;
+    for (const f of held) {
+      if ((this.state as SessionState) !== SessionState.Open) return;
+      this.dispatch(f);
+    }
+  }
+
+  private hold(frame: Frame): void {
+    if (frame.flag === Flag.Close) {
+      // The client gave up waiting (udp has no connection to drop): end now, the admission is dropped.
+      this.close('client_close', null, `client sent Close ${frame.meta('code') ?? ''} while its admission was pending`.trim());
+      return;
+    }
+    const held = this.heldFrames!;
+    const max = this.ctx.access.pendingFramesMax ?? 16;
+    const maxBytes = this.ctx.access.pendingBytesMax ?? 65_536;
+    this.heldBytes += frame.size;
+    if (held.length >= max || this.heldBytes > maxBytes) {
+      this.protocolError('too_many_frames_before_connack', `more than ${max} frames or ${maxBytes} bytes sent before the Connack`);
+      return;
+    }
+    held.push(frame);
+  }
+
+  private admit(frame: Frame, params: ReadonlyMap<string, string>, requested: string, admitted: Permissions | HandshakeRefusal): void {
     if (!(admitted instanceof Permissions)) {
       this.refuse(admitted.code, admitted.text);
       return;
     }
-    if (name.length > 0 && !admitted.canClaim(name)) {
+    // A name the application assigned (connect hook) replaces the requested one and needs no claim rule.
+    const assigned = admitted instanceof TokenPermissions ? admitted.assignedName : '';
+    const name = assigned.length > 0 ? assigned : requested;
+    if (assigned.length > 0 && !isValidSessionName(assigned)) {
+      this.refuse('invalid_name', `The name '${assigned}' the connect hook assigned is not valid`);
+      return;
+    }
+    if (assigned.length === 0 && name.length > 0 && !admitted.canClaim(name)) {
       this.refuse('name_forbidden', `User '${admitted.user}' may not claim the name '${name}'`);
       return;
     }
+    // The Connect's URL (event, else data; spec §3) names the namespace by its path.
+    const url = frame.event.length > 0 ? frame.event : frame.data.toString('utf8');
     const namespace = this.ctx.enterNamespace?.(urlPath(url), admitted) ?? null;
     if (namespace !== null && 'code' in namespace) {
       this.refuse(namespace.code, namespace.text);
@@ -281,6 +356,41 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     // Connack echoes the Connect's sid, event and data (spec §3, fixtures b1/b2).
     this.sendControl(encodeFrame({ flag: Flag.Connack, sid: frame.sid, event: frame.event, meta: PROTOCOL_META, data: frame.data }));
     this.ctx.sessionOnOpen(this);
+    this.armExpiry();
+  }
+
+  // ----- identity expiry and refresh (src/broker/auth, docs/security.md) ---------------------------------
+
+  /** A `$auth` control event (auth/refresh.ts); called by the event router. */
+  refreshToken(frame: Frame): void {
+    refreshSessionToken(this, frame, this.ctx.access, this.ctx.stats);
+  }
+
+  /** New permissions from a fresh token: they apply to the next frame, the expiry moves with them. */
+  applyPermissions(permissions: Permissions): void {
+    const previous = this.permissions;
+    this.permissions = permissions;
+    this.armExpiry();
+    this.ctx.sessionPermissionsChanged?.(this, previous);
+  }
+
+  /** Epoch ms the session's identity expires at, 0 for never. */
+  get expiresAt(): number {
+    return this.expiry?.expiresAt ?? 0;
+  }
+
+  private armExpiry(): void {
+    const p = this.permissions;
+    const at = p instanceof TokenPermissions ? p.expiresAt : 0;
+    if (at === 0) this.expiry?.cancel();
+    else if (this.state === SessionState.Open) (this.expiry ??= new ExpiryTimer(this)).arm(at);
+  }
+
+  /** The identity expired without a fresh token (`$auth`): Close 2001, reason `token_expired`. */
+  tokenExpired(): void {
+    if (this.state !== SessionState.Open) return;
+    this.ctx.stats.tokensExpired++;
+    this.close('token_expired', CloseCode.Error, 'The token expired (send a fresh one with $auth before it does)');
   }
 
   // ----- sending -----------------------------------------------------------------------------------------
@@ -459,6 +569,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     const wasOpen = this.state === SessionState.Open;
     this.state = SessionState.Closed;
     this.closeReason = reason;
+    this.heldFrames = null;
+    this.expiry?.cancel();
     this.decoder?.stop();
     this.releaseFeeders();
     if (this.pausedOn !== null) {

@@ -88,6 +88,15 @@ export class BrokerStats {
   readonly amplificationLimited = new Map<string, number>();
   /** Connections and datagrams that ended before a handshake, keyed `transport|reason` (docs/operations.md section 4). */
   readonly preHandshake = new Map<string, number>();
+  // ----- per-user identities (src/broker/auth, docs/security.md) -----
+  /** Token and hook checks by `source|outcome` (e.g. `jwt|admitted`, `jwt|token_expired`, `hook|timeout`). */
+  readonly authChecks = new Map<string, number>();
+  /** Connect hook calls in flight now. */
+  hookInFlight = 0;
+  /** Time the connect hook took to answer (or to time out), seconds. */
+  readonly hookLatency = new BucketHistogram(LATENCY_BOUNDS);
+  /** Open sessions closed because their token expired without a fresh one (`$auth`). */
+  tokensExpired = 0;
 
   static inc<K>(map: Map<K, number>, key: K, by = 1): void {
     map.set(key, (map.get(key) ?? 0) + by);

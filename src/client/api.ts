@@ -16,6 +16,7 @@ export type {
   PresenceHandler,
 } from './client.js';
 export { SocketdError, type SocketdErrorCode } from './errors.js';
+export { tokenExpiry, type TokenContext, type TokenProvider } from './token.js';
 export { ClientEvents, type ClientEventMap, type ClientEventName } from './events.js';
 export { IncomingMessage, Reply, json, type Data, type Metas, type PresenceEntry, type PresenceNotice } from './message.js';
 export { matchPattern, patternProblem } from './pattern.js';

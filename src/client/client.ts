@@ -18,6 +18,7 @@ import { DEFAULT_FRAME_LIMITS, DEFAULT_UDP_MAX_DATAGRAM, FRAME_PREFIX_BYTES, typ
 import { AlarmCode, CloseCode } from '../protocol/codes.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
 import type { Dial, Dialer } from './dialer.js';
+import { TokenKeeper, type TokenProvider } from './token.js';
 import { SocketdError } from './errors.js';
 import { ClientEvents } from './events.js';
 import { Deadlines, type DeadlineList, type DeadlineOwner, type Timed } from './deadlines.js';
@@ -56,8 +57,14 @@ export interface ReconnectOptions {
 export interface ClientOptions {
   /** The session's `@` name: adds `@=name` to the url query (spec §4.1). */
   name?: string;
-  /** Sent as Connect meta `token` (spec §8). */
-  token?: string;
+  /**
+   * Sent as Connect meta `token` (spec §8). A function is called for a fresh token on connect, on every
+   * reconnect, and `tokenRefreshMargin` before the current one expires (a JWT's `exp`): the fresh token is
+   * then sent as `$auth` and the session stays open (docs/client.md, "Tokens").
+   */
+  token?: string | TokenProvider;
+  /** With a token function: refresh this many ms before expiry, at most half the token's life (default 30 000). */
+  tokenRefreshMargin?: number;
   /** Extra Connect metas (spec §3: they overlay the url query as handshake params). */
   metas?: Metas;
   /** ms to get the Connack, dial included (default 10 000). */
@@ -518,6 +525,8 @@ export class Client implements Responder, DeadlineOwner {
   private closePromise: Promise<void> | null = null;
 
   private readonly connectMeta: string;
+  /** The token option: fresh tokens for each connection and before expiry (token.ts). */
+  private readonly tokens: TokenKeeper;
   /** @internal */ readonly _connectTimeout: number;
   private readonly requestTimeout: number;
   /** The meta of a request with no options: `timeout=<requestTimeout>` (or none). */
@@ -560,7 +569,14 @@ export class Client implements Responder, DeadlineOwner {
     this.maxDatagram = options.maxDatagram ?? DEFAULT_UDP_MAX_DATAGRAM;
     this.limits = DEFAULT_FRAME_LIMITS;
     const metas: Metas = { ...(options.metas ?? {}) };
-    if (options.token !== undefined) metas['token'] = options.token;
+    if (typeof options.token === 'string') metas['token'] = options.token;
+    this.tokens = new TokenKeeper(options.token, ms(options.tokenRefreshMargin, 30_000, 'tokenRefreshMargin'), {
+      isConnected: () => this.connected,
+      sendAuth: (token) => this.sendAuth(token),
+      refreshFailed: (error) => this.events.emit('error', error instanceof SocketdError ? error
+        : new SocketdError('token_failed', `The token refresh failed: ${(error as Error).message}`)),
+    });
+
     const extra = formatMetas(metas, undefined, 0);
     this.connectMeta = extra.length === 0 ? 'Socket.D=1.0' : `Socket.D=1.0&${extra}`;
   }
@@ -776,7 +792,21 @@ export class Client implements Responder, DeadlineOwner {
     }
   }
 
-  private openLink(): Promise<void> {
+  /** Asks the token function (when there is one) for this connection's token, then opens the link. */
+  private async openLink(reconnect = false): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = await this.tokens.forConnection(reconnect);
+    } catch (error) {
+      throw new SocketdError('token_failed', `The token function failed: ${(error as Error).message}`);
+    }
+    if (this.stateValue === 'closed') throw new SocketdError('closed', 'The client was closed');
+    const meta = this.tokens.dynamic && token !== undefined ? `${this.connectMeta}&token=${token}` : this.connectMeta;
+    await this.dialLink(meta);
+    this.tokens.admitted(token);
+  }
+
+  private dialLink(connectMeta: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const hs: Handshake = { sid: this.sids.takeText(), resolve, reject, timer: null, dial: null, link: null };
       this.handshake = hs;
@@ -792,7 +822,7 @@ export class Client implements Responder, DeadlineOwner {
           hs.link = link;
           connection.start(link);
           const url = this.target.connectUrl;
-          link.writer.raw(encodeFrame({ flag: Flag.Connect, sid: hs.sid, event: url, meta: this.connectMeta, data: url }));
+          link.writer.raw(encodeFrame({ flag: Flag.Connect, sid: hs.sid, event: url, meta: connectMeta, data: url }));
         },
         (error: SocketdError) => this._failHandshake(hs, error),
       );
@@ -828,7 +858,7 @@ export class Client implements Responder, DeadlineOwner {
     this.reconnectTimer = null;
     if (this.stateValue === 'closed') return;
     try {
-      await this.openLink();
+      await this.openLink(true);
     } catch (error) {
       const e = error as SocketdError;
       if ((this.stateValue as ClientState) === 'closed') return; // close() may have run meanwhile
@@ -873,6 +903,7 @@ export class Client implements Responder, DeadlineOwner {
   /** Closed for good: timers cleared, pending failed, handshake abandoned. The link is the caller's. */
   private shutdown(error: SocketdError): void {
     this.stateValue = 'closed';
+    this.tokens.cancel();
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
     this.stopHeartbeat();
@@ -1083,6 +1114,13 @@ export class Client implements Responder, DeadlineOwner {
     }
     this.track(new PendingRequest(this, id, event, resolve, reject), timeout, signal);
     return promise;
+  }
+
+  /** Sends a fresh token (`$auth`, docs/protocol.md); resolves with the broker's `exp` (epoch s, 0 none). */
+  private async sendAuth(token: string): Promise<number> {
+    const timeout = this.requestTimeout;
+    const reply = await this.openRequest('$auth', Buffer.from(token, 'utf8'), timeout > 0 ? `timeout=${timeout}` : '', timeout, undefined);
+    return Number(reply.meta['exp'] ?? 0) || 0;
   }
 
   /** A control Request (`$sub`, `$unsub`, `$presence`), acknowledged by ReplyEnd or refused by an Alarm. */

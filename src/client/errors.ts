@@ -29,7 +29,9 @@ export type SocketdErrorCode =
   /** A local handler threw or rejected (reported through `client.events`). */
   | 'handler_error'
   /** A bad argument: URL, pattern, meta key. */
-  | 'invalid_argument';
+  | 'invalid_argument'
+  /** The `token` function threw or returned no usable token (docs/client.md, "Tokens"). */
+  | 'token_failed';
 
 export class SocketdError extends Error {
   readonly code: SocketdErrorCode;

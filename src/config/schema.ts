@@ -34,6 +34,53 @@ export interface AccessSection {
   anonymous: boolean;
   anonymousPermissions: PermissionRules;
   users: UserEntry[];
+  /** Per-user identities from signed tokens (docs/security.md, "JWT"); off while no key source is set. */
+  jwt: JwtSection;
+  /** The application decides at handshake (docs/security.md, "Connect hook"); off while `url` is ''. */
+  connectHook: ConnectHookSection;
+  /** Frames kept per session while a JWT or hook admission is pending; more is a protocol error. */
+  maxFramesWhileAdmitting: number;
+  /** Bytes of those frames at most; more is a protocol error. */
+  maxBytesWhileAdmitting: number;
+}
+
+export interface JwtSection {
+  /** HMAC secret (HS256/384/512), at least 32 bytes; or read from `secretFile` or the variable `secretEnv`. */
+  secret: string;
+  secretFile: string;
+  secretEnv: string;
+  /** PEM public keys (RS*, PS*, ES*, EdDSA), read at start. */
+  publicKeyFiles: string[];
+  /** A JWKS (RFC 7517) fetched over http(s), cached and refetched for an unknown `kid` (key rotation). */
+  jwksUrl: string;
+  jwksCacheMs: number;
+  jwksCooldownMs: number;
+  jwksTimeoutMs: number;
+  /** Required `iss` / `aud`, '' for any. */
+  issuer: string;
+  audience: string;
+  /** Accepted `alg` values; [] = every algorithm of the configured keys. `none` is never accepted. */
+  algorithms: string[];
+  clockToleranceSec: number;
+  /** Permissions of tokens without the `socketd` claim (and of the rules a claim leaves out); `{sub}` = the user. */
+  defaultPermissions: PermissionRules;
+}
+
+export interface ConnectHookSection {
+  url: string;
+  timeoutMs: number;
+  cacheMs: number;
+  cacheMaxEntries: number;
+  maxConcurrent: number;
+  maxAnswerBytes: number;
+}
+
+/** The algorithms `access.jwt.algorithms` may name. */
+export const JWT_ALGORITHMS: readonly string[] = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+/** True when `access.jwt` names a key source. */
+export function jwtConfigured(jwt: JwtSection): boolean {
+  return jwt.secret.length > 0 || jwt.secretFile.length > 0 || jwt.secretEnv.length > 0 || jwt.publicKeyFiles.length > 0 || jwt.jwksUrl.length > 0;
 }
 
 /** Who may use the admin endpoints and page (docs/operations.md section 6). */
@@ -144,7 +191,29 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     memoryBudgetBytes: DEFAULT_SETTINGS.memoryBudgetBytes,
     memoryLowWaterBytes: DEFAULT_SETTINGS.memoryLowWaterBytes,
   },
-  access: { anonymous: true, anonymousPermissions: ALL_PERMISSIONS, users: [] },
+  access: {
+    anonymous: true,
+    anonymousPermissions: ALL_PERMISSIONS,
+    users: [],
+    jwt: {
+      secret: '',
+      secretFile: '',
+      secretEnv: '',
+      publicKeyFiles: [],
+      jwksUrl: '',
+      jwksCacheMs: 600_000,
+      jwksCooldownMs: 30_000,
+      jwksTimeoutMs: 5_000,
+      issuer: '',
+      audience: '',
+      algorithms: [],
+      clockToleranceSec: 5,
+      defaultPermissions: { ...ALL_PERMISSIONS, claim: { allow: ['{sub}'], deny: [] } },
+    },
+    connectHook: { url: '', timeoutMs: 2_000, cacheMs: 0, cacheMaxEntries: 10_000, maxConcurrent: 64, maxAnswerBytes: 65_536 },
+    maxFramesWhileAdmitting: 16,
+    maxBytesWhileAdmitting: 65_536,
+  },
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false, preHandshake: { ...DEFAULT_SETTINGS.preHandshakeLog } },
   shutdown: { drainMs: 5_000 },
@@ -163,7 +232,9 @@ type Rule =
   /** A list of IP addresses and CIDR blocks (http.adminTrusted). */
   | { kind: 'addresses' }
   /** A list of namespace names (docs/namespaces.md). */
-  | { kind: 'namespaces' };
+  | { kind: 'namespaces' }
+  /** A list of strings, each one of `values` when given. */
+  | { kind: 'strings'; values?: readonly string[] };
 
 const port: Rule = { kind: 'int', min: 0, max: 65535 };
 const listener = { enabled: { kind: 'bool' }, host: { kind: 'string', nonEmpty: true }, port } as const;
@@ -224,6 +295,31 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     anonymous: { kind: 'bool' },
     anonymousPermissions: { kind: 'permissions' },
     users: { kind: 'users' },
+    jwt: {
+      secret: { kind: 'string' },
+      secretFile: { kind: 'string' },
+      secretEnv: { kind: 'string' },
+      publicKeyFiles: { kind: 'strings' },
+      jwksUrl: { kind: 'string' },
+      jwksCacheMs: { kind: 'int', min: 0, max: DAY },
+      jwksCooldownMs: { kind: 'int', min: 0, max: DAY },
+      jwksTimeoutMs: positive(60_000),
+      issuer: { kind: 'string' },
+      audience: { kind: 'string' },
+      algorithms: { kind: 'strings', values: JWT_ALGORITHMS },
+      clockToleranceSec: { kind: 'int', min: 0, max: 3600 },
+      defaultPermissions: { kind: 'permissions' },
+    },
+    connectHook: {
+      url: { kind: 'string' },
+      timeoutMs: positive(60_000),
+      cacheMs: { kind: 'int', min: 0, max: DAY },
+      cacheMaxEntries: positive(10_000_000),
+      maxConcurrent: positive(1_000_000),
+      maxAnswerBytes: positive(16 * 1024 * 1024),
+    },
+    maxFramesWhileAdmitting: { kind: 'int', min: 0, max: 10_000 },
+    maxBytesWhileAdmitting: { kind: 'int', min: 0, max: 1 << 30 },
   },
   namespaces: {
     fromPath: { kind: 'bool' },
@@ -283,6 +379,13 @@ function checkValue(rule: Rule, value: unknown, path: string, problems: string[]
             problems.push(`${path}: ${describe(name)} is not a namespace name (1 to 64 letters, digits, '_', '.', '-')`);
           }
         }
+      }
+      return;
+    case 'strings':
+      if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v.length === 0)) {
+        problems.push(`${path}: expected a list of non-empty strings, got ${describe(value)}`);
+      } else if (rule.values !== undefined) {
+        for (const v of value as string[]) if (!rule.values.includes(v)) problems.push(`${path}: '${v}' is not one of ${rule.values.join(', ')}`);
       }
       return;
   }
@@ -397,10 +500,47 @@ export function checkMerged(config: BrokerConfig): string[] {
       problems.push(`listeners.${name}: enabled, so keyFile and certFile (PEM files) are required`);
     }
   }
-  if (!config.access.anonymous && config.access.users.length === 0) {
-    problems.push('access: anonymous access is off and no users are configured, so nobody could connect');
+  const { jwt, connectHook } = config.access;
+  if (!config.access.anonymous && config.access.users.length === 0 && !jwtConfigured(jwt) && connectHook.url.length === 0) {
+    problems.push('access: anonymous access is off and no users, access.jwt or access.connectHook are configured, so nobody could connect');
+  }
+  problems.push(...checkIdentities(jwt, connectHook));
+  // A check that outlasts the handshake timeout would always lose to it (Close 1002 handshake_timeout).
+  const handshakeMs = config.timeouts.handshakeMs;
+  if (connectHook.url.length > 0 && connectHook.timeoutMs >= handshakeMs) {
+    problems.push(`access.connectHook.timeoutMs (${connectHook.timeoutMs}) must be below timeouts.handshakeMs (${handshakeMs})`);
+  }
+  if (jwt.jwksUrl.length > 0 && jwt.jwksTimeoutMs >= handshakeMs) {
+    problems.push(`access.jwt.jwksTimeoutMs (${jwt.jwksTimeoutMs}) must be below timeouts.handshakeMs (${handshakeMs})`);
   }
   return problems;
+}
+
+/** Cross-field checks of access.jwt and access.connectHook (keys in files are read at start, src/server.ts). */
+function checkIdentities(jwt: JwtSection, hook: ConnectHookSection): string[] {
+  const problems: string[] = [];
+  const secrets = (['secret', 'secretFile', 'secretEnv'] as const).filter((k) => jwt[k].length > 0);
+  if (secrets.length > 1) problems.push(`access.jwt: set one of secret, secretFile, secretEnv (got ${secrets.join(', ')})`);
+  if (jwt.secret.length > 0 && Buffer.byteLength(jwt.secret) < 32) problems.push('access.jwt.secret: an HMAC secret needs at least 32 bytes');
+  if (jwt.jwksUrl.length > 0 && !isHttpUrl(jwt.jwksUrl)) problems.push(`access.jwt.jwksUrl: expected an http:// or https:// URL, got '${jwt.jwksUrl}'`);
+  if (hook.url.length > 0 && !isHttpUrl(hook.url)) problems.push(`access.connectHook.url: expected an http:// or https:// URL, got '${hook.url}'`);
+  if (jwtConfigured(jwt) && jwt.algorithms.length > 0) {
+    const hmac = secrets.length > 0;
+    const asymmetric = jwt.publicKeyFiles.length > 0 || jwt.jwksUrl.length > 0;
+    for (const alg of jwt.algorithms) {
+      if (alg.startsWith('HS') ? !hmac : !asymmetric) problems.push(`access.jwt.algorithms: '${alg}' has no key configured for it`);
+    }
+  }
+  return problems;
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 /** Deep merge of plain objects: `over` wins; values of other types replace. */

@@ -154,6 +154,16 @@ export class BrokerMetrics {
       add('socketd_http_api_sse_events_total', 'Messages written to HTTP API event streams.', 'counter', () => one(api.sseEvents));
       add('socketd_http_api_sse_closed_total', 'HTTP API event streams ended, by reason.', 'counter', () => fromMap(api.sseClosed, 'reason'));
     }
+    // Per-user identities (docs/security.md): JWT and connect hook checks.
+    add('socketd_auth_checks_total', 'JWT verifications and connect hook calls, by source (jwt, hook) and outcome.', 'counter', () =>
+      [...stats.authChecks].map(([key, value]) => {
+        const [source, outcome] = key.split('|');
+        return { value, labels: { source, outcome } };
+      }));
+    add('socketd_connect_hook_in_flight', 'Connect hook calls waiting for an answer.', 'gauge', () => one(stats.hookInFlight));
+    add('socketd_connect_hook_duration_seconds', 'Time the connect hook took to answer or time out.', 'histogram', () =>
+      histogram('socketd_connect_hook_duration_seconds', stats.hookLatency, {}));
+    add('socketd_tokens_expired_total', 'Sessions closed because their token expired (token_expired).', 'counter', () => one(stats.tokensExpired));
   }
 
   async text(): Promise<string> {

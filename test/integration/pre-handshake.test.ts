@@ -1,5 +1,5 @@
 /**
- * Traffic before the handshake costs nothing (docs/security.md section 6, docs/operations.md section 4.1),
+ * Traffic before the handshake costs nothing (docs/security.md section 7, docs/operations.md section 4.1),
  * over real sockets: stray udp datagrams get no answer and open no session, a refused udp Connect is answered
  * within 3x its bytes (RFC 9000 section 8.1), and a flood of strays and bare tcp connects writes a bounded
  * number of log lines while the counters count every one.
