@@ -17,10 +17,15 @@ import type { BoundAddress, Listener } from './transport/connection.js';
 import { TcpListener, type TlsServerOptions } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
 import { WsListener } from './transport/ws.js';
+import type { ClusterBus } from './cluster/bus.js';
+import { ClusterNode, DEFAULT_NODE_OPTIONS } from './cluster/node.js';
+import { ClusterStats } from './cluster/stats.js';
 
 export interface ServerOptions {
   logger?: Logger;
   access?: AccessPolicy;
+  /** Joins this broker to a cluster over this bus (docs/cluster.md); tests pass an in-process one. */
+  clusterBus?: ClusterBus;
 }
 
 export interface ServerAddresses {
@@ -36,6 +41,8 @@ export interface RunningServer {
   readonly broker: Broker;
   readonly events: EventRouter;
   readonly metrics: BrokerMetrics;
+  /** This node of a cluster, null in single-node mode (docs/cluster.md). */
+  readonly cluster: ClusterNode | null;
   readonly addresses: ServerAddresses;
   readonly logger: Logger;
   /**
@@ -65,13 +72,19 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config);
   const settings = settingsFromConfig(config);
   const stats = new BrokerStats();
+  // Cluster mode (docs/cluster.md): the node answers the routers' questions about peer nodes.
+  const clusterBus = options.clusterBus ?? null;
+  const cluster = clusterBus === null ? null
+    : new ClusterNode(clusterBus, new ClusterStats(), logger, { ...DEFAULT_NODE_OPTIONS, matchCacheSize: config.fastPaths.matchCacheSize });
   const events = new EventRouter({
     maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
-  }, stats);
+  }, stats, cluster);
   const access = options.access ?? accessPolicyFrom(config.access);
-  const broker = new Broker({ settings, logger, stats, access, events, observers: [events] });
+  const broker = new Broker({
+    settings, logger, stats, access, events, observers: cluster === null ? [events] : [events, cluster], cluster: cluster ?? undefined,
+  });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
@@ -101,6 +114,10 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     )
     : null;
   try {
+    if (cluster !== null) {
+      cluster.attach(broker);
+      await cluster.start();
+    }
     for (const [name, listener] of listeners) {
       addresses[name] = await listener.listen();
       started.push(listener);
@@ -108,6 +125,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     if (httpServer !== null) addresses.http = await httpServer.listen();
   } catch (error) {
     await Promise.allSettled(started.map((l) => l.close()));
+    await cluster?.stop();
     throw error;
   }
   ready = true;
@@ -123,12 +141,13 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
       await Promise.allSettled(streams.map((l) => l.close()));
       await broker.shutdown(deadlineMs);
       await Promise.allSettled(datagram.map((l) => l.close()));
+      await cluster?.stop();
       if (httpServer !== null) await httpServer.close();
       logger.info({ event: 'broker_stopped' }, 'socketd-broker stopped');
     })();
     return closed;
   };
-  return { broker, events, metrics, addresses, logger, close };
+  return { broker, events, metrics, cluster, addresses, logger, close };
 }
 
 /** The TLS key and certificate of a listener, read once at start; a missing file stops the start with its path. */
