@@ -18,8 +18,8 @@ import { TcpListener, type TlsServerOptions } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
 import { WsListener } from './transport/ws.js';
 import type { ClusterBus } from './cluster/bus.js';
-import { ClusterNode, DEFAULT_NODE_OPTIONS } from './cluster/node.js';
-import { ClusterStats } from './cluster/stats.js';
+import type { ClusterNode } from './cluster/node.js';
+import { clusterNodeFrom } from './cluster/wiring.js';
 
 export interface ServerOptions {
   logger?: Logger;
@@ -73,9 +73,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const settings = settingsFromConfig(config);
   const stats = new BrokerStats();
   // Cluster mode (docs/cluster.md): the node answers the routers' questions about peer nodes.
-  const clusterBus = options.clusterBus ?? null;
-  const cluster = clusterBus === null ? null
-    : new ClusterNode(clusterBus, new ClusterStats(), logger, { ...DEFAULT_NODE_OPTIONS, matchCacheSize: config.fastPaths.matchCacheSize });
+  const cluster = clusterNodeFrom(config, options.clusterBus, logger);
   const events = new EventRouter({
     maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
     matchCacheSize: config.fastPaths.matchCacheSize,
@@ -106,11 +104,11 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const addresses: ServerAddresses = {};
   const started: Listener[] = [];
   let ready = false;
-  const metrics = new BrokerMetrics({ broker, events });
+  const metrics = new BrokerMetrics({ broker, events, cluster });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
       { host: config.http.host, port: config.http.port, adminToken: config.http.adminToken, serveExamples: config.http.serveExamples },
-      { broker, events, metrics, logger, isReady: () => ready },
+      { broker, events, metrics, logger, isReady: () => ready, cluster },
     )
     : null;
   try {

@@ -59,6 +59,25 @@ export interface BrokerConfig {
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   /** Graceful shutdown (SIGTERM/SIGINT): how long sessions get to flush their queues and Close frames. */
   shutdown: { drainMs: number };
+  /** Cluster mode (docs/cluster.md): nodes joined over Redis; off while `redis` is empty. */
+  cluster: ClusterSection;
+}
+
+export interface ClusterSection {
+  /** redis://[user:password@]host:port[/db]; '' = single node (the default). */
+  redis: string;
+  /** This node's name among the nodes; '' = <hostname>-<pid>. */
+  nodeId: string;
+  /** Prefix of every Redis key and channel. */
+  prefix: string;
+  heartbeatMs: number;
+  /** A node silent this long is dropped: its interest removed, streams waiting on it fail with 5003. */
+  nodeTimeoutMs: number;
+  /** Bytes published to Redis and not yet acknowledged above which cross-node sends are refused (Alarm 5003). */
+  maxBacklogBytes: number;
+  /** A batch for one node above this many bytes goes out at once instead of at the end of the tick. */
+  maxBatchBytes: number;
+  connectTimeoutMs: number;
 }
 
 const ALL = '0.0.0.0';
@@ -101,6 +120,10 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096 },
   log: { level: 'info', pretty: false },
   shutdown: { drainMs: 5_000 },
+  cluster: {
+    redis: '', nodeId: '', prefix: 'socketd', heartbeatMs: 1_000, nodeTimeoutMs: 5_000,
+    maxBacklogBytes: 64 * 1024 * 1024, maxBatchBytes: 256 * 1024, connectTimeoutMs: 2_000,
+  },
 });
 
 type Rule =
@@ -162,7 +185,17 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     anonymous: { kind: 'bool' },
     anonymousPermissions: { kind: 'permissions' },
     users: { kind: 'users' },
+  },  cluster: {
+    redis: { kind: 'string' },
+    nodeId: { kind: 'string' },
+    prefix: { kind: 'string', nonEmpty: true },
+    heartbeatMs: { kind: 'int', min: 10, max: 60_000 },
+    nodeTimeoutMs: { kind: 'int', min: 30, max: 600_000 },
+    maxBacklogBytes: positive(1 << 30),
+    maxBatchBytes: { kind: 'int', min: 1024, max: 64 * 1024 * 1024 },
+    connectTimeoutMs: positive(60_000),
   },
+
 };
 
 function isRule(value: unknown): value is Rule {
@@ -308,6 +341,16 @@ export function checkMerged(config: BrokerConfig): string[] {
     if (l.enabled && (l.keyFile.length === 0 || l.certFile.length === 0)) {
       problems.push(`listeners.${name}: enabled, so keyFile and certFile (PEM files) are required`);
     }
+  }
+  const { cluster } = config;
+  if (cluster.nodeTimeoutMs < 2 * cluster.heartbeatMs) {
+    problems.push(`cluster.nodeTimeoutMs (${cluster.nodeTimeoutMs}) must be at least twice cluster.heartbeatMs (${cluster.heartbeatMs}): one lost heartbeat must not drop a node`);
+  }
+  if (cluster.redis.length > 0 && !/^rediss?:\/\//.test(cluster.redis)) {
+    problems.push(`cluster.redis: expected a redis:// or rediss:// URL, got '${cluster.redis}'`);
+  }
+  if (/[\s:]/.test(cluster.nodeId) || Buffer.byteLength(cluster.nodeId) > 200) {
+    problems.push(`cluster.nodeId: '${cluster.nodeId}' must be at most 200 bytes without spaces or ':'`);
   }
   if (!config.access.anonymous && config.access.users.length === 0) {
     problems.push('access: anonymous access is off and no users are configured, so nobody could connect');

@@ -13,6 +13,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
+import type { ClusterNode } from '../cluster/node.js';
 import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
 import { listenServer } from '../transport/listen.js';
@@ -33,6 +34,8 @@ export interface HttpSources {
   logger: Logger;
   /** False until the listeners are up, and again once shutdown starts. */
   isReady: () => boolean;
+  /** This node of a cluster (docs/cluster.md): /readyz reports a lost link, /nodez lists the nodes. */
+  cluster?: ClusterNode | null;
 }
 
 const MAX_PAGE = 1000;
@@ -102,6 +105,12 @@ export class BrokerHttpServer {
         return;
       case '/readyz': {
         const ready = this.sources.isReady();
+        const cluster = this.sources.cluster;
+        if (ready && cluster && !cluster.linkUp) {
+          // Still serving its own sessions: degraded, not unready (taking it out would cut them off too).
+          send(res, 200, { status: 'degraded', cluster: { node: cluster.nodeId, linkUp: false, peers: cluster.peerCount } });
+          return;
+        }
         send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
         return;
       }
@@ -114,6 +123,7 @@ export class BrokerHttpServer {
       case '/connz':
       case '/subsz':
       case '/namez':
+      case '/nodez':
         break;
       default:
         send(res, 404, { error: 'not_found', path: url.pathname });
@@ -125,6 +135,15 @@ export class BrokerHttpServer {
     }
     const offset = clampInt(url.searchParams.get('offset'), 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = clampInt(url.searchParams.get('limit'), 1, MAX_PAGE, 100);
+    if (url.pathname === '/nodez') {
+      const cluster = this.sources.cluster;
+      if (!cluster) {
+        send(res, 200, { cluster: false, nodes: [] });
+        return;
+      }
+      send(res, 200, { cluster: true, node: cluster.nodeId, linkUp: cluster.linkUp, nodes: cluster.summary() });
+      return;
+    }
     if (url.pathname === '/connz') {
       const all = [...broker.allSessions()];
       send(res, 200, {

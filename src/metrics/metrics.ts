@@ -7,6 +7,7 @@ import { flagLabel } from '../protocol/flags.js';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
 import { BucketHistogram, type BrokerStats } from '../broker/stats.js';
+import type { ClusterNode } from '../cluster/node.js';
 
 type Labels = Record<string, string | number>;
 type Values = MetricValue<string>[];
@@ -67,6 +68,8 @@ const QUEUE_BUCKETS = [0, 1024, 16 * 1024, 64 * 1024, 256 * 1024, 1024 * 1024, 4
 export interface MetricsSources {
   broker: Broker;
   events: EventRouter;
+  /** This node of a cluster (docs/cluster.md); absent or null in single-node mode. */
+  cluster?: ClusterNode | null;
 }
 
 export class BrokerMetrics {
@@ -116,6 +119,30 @@ export class BrokerMetrics {
       ...histogram('socketd_stream_duration_seconds', stats.requestLatency, { kind: 'request' }),
       ...histogram('socketd_stream_duration_seconds', stats.streamLatency, { kind: 'subscribe' }),
     ]);
+    if (sources.cluster) this.addClusterMetrics(add, sources.cluster);
+  }
+
+  /** Cluster mode (docs/cluster.md): traffic per peer node, membership, the Redis round trip. */
+  private addClusterMetrics(add: (name: string, help: string, type: MetricType, compute: () => Values) => void, cluster: ClusterNode): void {
+    const stats = cluster.stats;
+    const perPeer = (pick: (c: { framesOut: number; bytesOut: number; framesIn: number; bytesIn: number }) => [number, number]): Values => {
+      const out: Values = [];
+      for (const [peer, c] of stats.peers) {
+        const [sent, received] = pick(c);
+        out.push({ value: sent, labels: { peer, direction: 'out' } }, { value: received, labels: { peer, direction: 'in' } });
+      }
+      return out;
+    };
+    add('socketd_cluster_frames_forwarded_total', 'Frames forwarded to (out) and from (in) each peer node.', 'counter', () => perPeer((c) => [c.framesOut, c.framesIn]));
+    add('socketd_cluster_bytes_forwarded_total', 'Bytes forwarded to (out) and from (in) each peer node, envelopes included.', 'counter', () => perPeer((c) => [c.bytesOut, c.bytesIn]));
+    add('socketd_cluster_peers_up', 'Peer nodes this node sees now.', 'gauge', () => one(stats.peersUp));
+    add('socketd_cluster_link_up', '1 while Redis (the link to the other nodes) is reachable.', 'gauge', () => one(cluster.linkUp ? 1 : 0));
+    add('socketd_cluster_link_downs_total', 'Times the link to the other nodes was lost.', 'counter', () => one(stats.linkDowns));
+    add('socketd_cluster_redis_rtt_seconds', 'Round trip of the last heartbeat publish to Redis.', 'gauge', () => (stats.redisRttSeconds < 0 ? [] : one(stats.redisRttSeconds)));
+    add('socketd_cluster_alarms_total', 'Alarms sent because a frame could not cross to another node, by reason.', 'counter', () => fromMap(stats.alarms, 'reason'));
+    add('socketd_cluster_dropped_total', 'Frames that could not cross to another node, by reason.', 'counter', () => fromMap(stats.dropped, 'reason'));
+    add('socketd_cluster_resyncs_total', 'Full re-reads of a peer node\'s interest (a missed delta, a new incarnation, a reconnect).', 'counter', () => one(stats.resyncs));
+    add('socketd_cluster_bad_batches_total', 'Messages from peer nodes that could not be decoded.', 'counter', () => one(stats.badBatches));
   }
 
   async text(): Promise<string> {
