@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { MemoryHub } from '../../src/cluster/memory-bus.js';
 import type { RunningServer } from '../../src/server.js';
-import { eventually, startTestBroker } from '../support/broker.js';
+import { readFileSync } from 'node:fs';
+import { eventually, ports, startTestBroker, type TestBrokerConfig } from '../support/broker.js';
+import { getJson } from '../support/broker-process.js';
 import { closeAll, connect, metaOf, sleep } from '../support/integration.js';
 import type { RawClient, RawConnectOptions } from '../support/raw-client.js';
 import { WAIT_MS, assertAlarm, assertNothing, autoReply, isMessage, subscribe } from '../support/events.js';
@@ -20,10 +22,10 @@ interface Cluster {
   clients: RawClient[];
 }
 
-async function startCluster(names: string[]): Promise<Cluster> {
+async function startCluster(names: string[], overrides: TestBrokerConfig = {}): Promise<Cluster> {
   const hub = new MemoryHub();
   const nodes: RunningServer[] = [];
-  for (const name of names) nodes.push(await startTestBroker({ timeouts: TIMEOUTS }, { clusterBus: hub.bus(name) }));
+  for (const name of names) nodes.push(await startTestBroker({ ...overrides, timeouts: TIMEOUTS }, { clusterBus: hub.bus(name) }));
   await eventually(() => nodes.every((n) => n.cluster!.peerCount === names.length - 1), WAIT_MS, 'every node sees the others');
   return { hub, nodes, clients: [] };
 }
@@ -285,6 +287,99 @@ describe('cluster over the in-process bus: node loss and link loss', () => {
       assert.equal(metaOf(alarm.metaString, 'code'), '5003');
     } finally {
       await stopCluster(c);
+    }
+  });
+});
+
+describe('cluster over the in-process bus: fragments and fast paths off', () => {
+  for (const fastPaths of [{ forwardMessageBytes: true, matchCacheSize: 4096 }, { forwardMessageBytes: false, matchCacheSize: 0 }]) {
+    it(`carries fragmented Messages and Requests across nodes (fast paths ${fastPaths.forwardMessageBytes ? 'on' : 'off'})`, async () => {
+      const c = await startCluster(['a', 'b'], { fastPaths });
+      try {
+        const pub = await client(c, 0);
+        const sub = await client(c, 1);
+        const svc = await client(c, 1, { name: 'asm' });
+        await subscribe(sub, 'big.*');
+        await interestSettled(c);
+        const total = 3;
+        const sid = 'f'.repeat(32);
+        for (let i = 1; i <= total; i++) {
+          const meta = i === 1 ? `Data-Fragment-Idx=1&Data-Fragment-Total=${total}` : `Data-Fragment-Idx=${i}&Data-Fragment-Total=${total}`;
+          pub.send({ flag: Flag.Message, sid, event: 'big.blob', meta, data: `part${i}` });
+        }
+        await eventually(() => sub.frames.filter(isMessage).length >= total, WAIT_MS, 'every fragment');
+        const got = sub.frames.filter(isMessage);
+        assert.deepEqual(dataOf(got), ['part1', 'part2', 'part3']);
+        assert.equal(new Set(got.map((f) => f.sid)).size, 1, 'one sid for all fragments');
+        if (fastPaths.forwardMessageBytes) assert.equal(got[0].sid, sid, 'bytes forwarded untouched: the sender\'s sid');
+        // A fragmented Request to @asm on the other node: the fragments follow fragment 1 there.
+        const rsid = 'r'.repeat(32);
+        for (let i = 1; i <= total; i++) {
+          const meta = i === 1 ? `@=asm&Data-Fragment-Idx=1&Data-Fragment-Total=${total}` : `Data-Fragment-Idx=${i}&Data-Fragment-Total=${total}`;
+          pub.send({ flag: Flag.Request, sid: rsid, event: 'asm', meta, data: `q${i}` });
+        }
+        const parts: Frame[] = [];
+        for (let i = 0; i < total; i++) parts.push(await svc.next((f) => f.flag === Flag.Request, WAIT_MS));
+        assert.deepEqual(dataOf(parts), ['q1', 'q2', 'q3']);
+        svc.send({ flag: Flag.ReplyEnd, sid: parts[0].sid, event: 'asm', data: 'assembled' });
+        const answer = await pub.nextFor(rsid, WAIT_MS);
+        assert.equal(answer.flag, Flag.ReplyEnd);
+        assert.equal(answer.data.toString(), 'assembled');
+      } finally {
+        await stopCluster(c);
+      }
+    });
+  }
+});
+
+describe('cluster over the in-process bus: admin endpoints and metrics', () => {
+  it('lists the nodes on /nodez, reports a lost link on /readyz, and exports the documented cluster metrics', async () => {
+    const c = await startCluster(['a', 'b']);
+    try {
+      const sub = await client(c, 1, { name: 'n1' });
+      await subscribe(sub, 'm.*');
+      await subscribe(sub, 'm.x', { group: 'g' });
+      const pub = await client(c, 0);
+      await interestSettled(c);
+      for (let i = 0; i < 5; i++) pub.send({ flag: Flag.Message, event: 'm.x', data: String(i) });
+      await eventually(() => sub.frames.filter(isMessage).length >= 5, WAIT_MS, 'every message, once (plain and group match the same session)');
+      const http = ports(c.nodes[0]).http;
+      const nodez = (await getJson(http, '/nodez')).body as { cluster: boolean; node: string; linkUp: boolean; nodes: Record<string, unknown>[] };
+      assert.equal(nodez.cluster, true);
+      assert.equal(nodez.node, 'a');
+      assert.equal(nodez.linkUp, true);
+      const peer = nodez.nodes.find((n) => n.node === 'b')!;
+      assert.deepEqual([peer.self, peer.patterns, peer.subscriptions, peer.names, peer.named, peer.framesOut], [false, 2, 2, 1, 1, 5]);
+      assert.equal(nodez.nodes.find((n) => n.node === 'a')!.self, true);
+      assert.equal((await getJson(http, '/readyz')).body.status, 'ready');
+      // The documented cluster metrics (docs/operations.md 5.4) are exactly the registered ones.
+      const text = await c.nodes[0].metrics.text();
+      const registered = new Set([...text.matchAll(/^# TYPE (socketd_cluster_[a-z_]+) (\w+)$/gm)].map((m) => `${m[1]} ${m[2]}`));
+      const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');
+      const section = doc.slice(doc.indexOf('### 5.4 Cluster metrics'), doc.indexOf('## 6.'));
+      const documented = new Set([...section.matchAll(/^\| `(socketd_cluster_[a-z_]+)` \| (\w+) \|/gm)].map((m) => `${m[1]} ${m[2]}`));
+      assert.deepEqual([...registered].sort(), [...documented].sort());
+      assert.match(text, /socketd_cluster_frames_forwarded_total\{peer="b",direction="out"\} 5/);
+      assert.match(text, /socketd_cluster_peers_up 1/);
+      c.hub.cut('a');
+      await eventually(() => !c.nodes[0].cluster!.linkUp, WAIT_MS, 'link down');
+      const degraded = await getJson(http, '/readyz');
+      assert.deepEqual([degraded.status, degraded.body.status], [200, 'degraded']);
+      assert.match(await c.nodes[0].metrics.text(), /socketd_cluster_link_up 0/);
+      c.hub.heal('a');
+      await eventually(() => c.nodes[0].cluster!.linkUp, WAIT_MS, 'link back');
+      assert.equal((await getJson(http, '/readyz')).body.status, 'ready');
+    } finally {
+      await stopCluster(c);
+    }
+  });
+
+  it('answers /nodez on a single node too', async () => {
+    const server = await startTestBroker();
+    try {
+      assert.deepEqual((await getJson(ports(server).http, '/nodez')).body, { cluster: false, nodes: [] });
+    } finally {
+      await server.close();
     }
   });
 });

@@ -30,6 +30,7 @@ export class RedisServer {
   private constructor(readonly port: number) {}
 
   static async start(): Promise<RedisServer> {
+    if (!redisAvailable()) throw new Error(`${REDIS_SERVER} not found: install Debian's redis-server (.ci/run does)`);
     const server = new RedisServer(await freePort());
     await server.startAgain();
     return server;
