@@ -78,6 +78,8 @@ export interface ClusterSection {
   /** A batch for one node above this many bytes goes out at once instead of at the end of the tick. */
   maxBatchBytes: number;
   connectTimeoutMs: number;
+  /** Node processes on this machine (node:cluster), sharing the tcp and ws ports; above 1 needs `redis`. */
+  workers: number;
 }
 
 const ALL = '0.0.0.0';
@@ -122,7 +124,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   shutdown: { drainMs: 5_000 },
   cluster: {
     redis: '', nodeId: '', prefix: 'socketd', heartbeatMs: 1_000, nodeTimeoutMs: 5_000,
-    maxBacklogBytes: 64 * 1024 * 1024, maxBatchBytes: 256 * 1024, connectTimeoutMs: 2_000,
+    maxBacklogBytes: 64 * 1024 * 1024, maxBatchBytes: 256 * 1024, connectTimeoutMs: 2_000, workers: 1,
   },
 });
 
@@ -194,6 +196,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     maxBacklogBytes: positive(1 << 30),
     maxBatchBytes: { kind: 'int', min: 1024, max: 64 * 1024 * 1024 },
     connectTimeoutMs: positive(60_000),
+    workers: positive(256),
   },
 
 };
@@ -345,6 +348,9 @@ export function checkMerged(config: BrokerConfig): string[] {
   const { cluster } = config;
   if (cluster.nodeTimeoutMs < 2 * cluster.heartbeatMs) {
     problems.push(`cluster.nodeTimeoutMs (${cluster.nodeTimeoutMs}) must be at least twice cluster.heartbeatMs (${cluster.heartbeatMs}): one lost heartbeat must not drop a node`);
+  }
+  if (cluster.workers > 1 && cluster.redis.length === 0) {
+    problems.push(`cluster.workers (${cluster.workers}) above 1 needs cluster.redis: the workers act as one broker by joining each other over Redis (docs/cluster.md)`);
   }
   if (cluster.redis.length > 0 && !/^rediss?:\/\//.test(cluster.redis)) {
     problems.push(`cluster.redis: expected a redis:// or rediss:// URL, got '${cluster.redis}'`);

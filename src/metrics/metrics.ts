@@ -145,8 +145,14 @@ export class BrokerMetrics {
     add('socketd_cluster_bad_batches_total', 'Messages from peer nodes that could not be decoded.', 'counter', () => one(stats.badBatches));
   }
 
+  /**
+   * Where text() reads from instead of this registry, when set: with `--workers`, the primary's aggregate of
+   * every worker's registry (src/cluster/workers.ts).
+   */
+  textSource: (() => Promise<string>) | null = null;
+
   async text(): Promise<string> {
-    return this.registry.metrics();
+    return this.textSource !== null ? this.textSource() : this.registry.metrics();
   }
 
   get contentType(): string {

@@ -26,14 +26,14 @@ export class BrokerProcess {
   private buffered = '';
 
   /** `env`: SOCKETD_* settings on top of loopback listeners on port 0. */
-  constructor(env: Record<string, string>) {
+  constructor(env: Record<string, string>, args: string[] = []) {
     const clean: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SOCKETD_')) clean[k] = v;
     const local = {
       SOCKETD_LISTENERS__TCP__HOST: '127.0.0.1', SOCKETD_LISTENERS__UDP__HOST: '127.0.0.1', SOCKETD_LISTENERS__WS__HOST: '127.0.0.1',
       SOCKETD_HTTP__HOST: '127.0.0.1', SOCKETD_LOG__LEVEL: 'info',
     };
-    this.child = spawn(process.execPath, [BIN, '--tcp', '0', '--udp', '0', '--ws', '0', '--http', '0'], {
+    this.child = spawn(process.execPath, [BIN, '--tcp', '0', '--udp', '0', '--ws', '0', '--http', '0', ...args], {
       cwd: ROOT, env: { ...clean, ...local, ...env }, stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child.stderr!.on('data', (d: Buffer) => this.onStderr(d.toString()));
@@ -68,6 +68,11 @@ export class BrokerProcess {
       if (this.child.exitCode !== null || Date.now() > until) throw new Error(`broker did not start; stderr:\n${this.stderr}`);
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /** Log lines with this event so far. */
+  events(event: string): LogLine[] {
+    return this.lines.filter((l) => l.event === event);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): void {
