@@ -291,6 +291,39 @@ describe('cluster over the in-process bus: node loss and link loss', () => {
   });
 });
 
+describe('cluster over the in-process bus: the backlog cap', () => {
+  it('refuses frames above the backlog: Requests get Alarm 5003 at once, Messages are counted, nothing waits', async () => {
+    const hub = new MemoryHub();
+    const busA = hub.bus('a');
+    const nodes = [await startTestBroker({ timeouts: TIMEOUTS }, { clusterBus: busA }), await startTestBroker({ timeouts: TIMEOUTS }, { clusterBus: hub.bus('b') })];
+    const c: Cluster = { hub, nodes, clients: [] };
+    try {
+      await eventually(() => nodes.every((n) => n.cluster!.peerCount === 1), WAIT_MS, 'peers');
+      const svc = await client(c, 1, { name: 'svc' });
+      const sub = await client(c, 1);
+      await subscribe(sub, 'cap.*');
+      const caller = await client(c, 0);
+      await interestSettled(c);
+      busA.maxBacklogBytes = 10; // every frame is larger
+      const sid = caller.send({ flag: Flag.Request, event: 'x', meta: '@=svc', data: 'too much' });
+      const alarm = await caller.nextFor(sid, WAIT_MS);
+      assertAlarm(alarm, 5003, sid);
+      assert.match(alarm.data.toString(), /backlog/);
+      caller.send({ flag: Flag.Message, event: 'cap.x', data: 'dropped' });
+      await eventually(() => (nodes[0].cluster!.stats.dropped.get('link_down') ?? 0) >= 1, WAIT_MS, 'the dropped Message counted');
+      assert.equal(nodes[0].broker.stats.streamsOpen, 0, 'the refused stream is closed');
+      await assertNothing([svc, sub], 100, (f) => f.flag === Flag.Request || f.flag === Flag.Message, 'refused frames');
+      busA.maxBacklogBytes = Infinity;
+      const ok = caller.send({ flag: Flag.Request, event: 'x', meta: '@=svc', data: 'fits' });
+      const forwarded = await svc.next((f) => f.flag === Flag.Request, WAIT_MS);
+      svc.send({ flag: Flag.ReplyEnd, sid: forwarded.sid, event: 'x', data: 'done' });
+      assert.equal((await caller.nextFor(ok, WAIT_MS)).data.toString(), 'done');
+    } finally {
+      await stopCluster(c);
+    }
+  });
+});
+
 describe('cluster over the in-process bus: fragments and fast paths off', () => {
   for (const fastPaths of [{ forwardMessageBytes: true, matchCacheSize: 4096 }, { forwardMessageBytes: false, matchCacheSize: 0 }]) {
     it(`carries fragmented Messages and Requests across nodes (fast paths ${fastPaths.forwardMessageBytes ? 'on' : 'off'})`, async () => {
