@@ -17,7 +17,7 @@ import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
 import { LocalInterest, RemoteInterest, eventKey, nameKey, weightedTurn, type RemoteEntry } from './interest.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
-import { PLAIN_ENVELOPE, envelope, readRecords, type RecordVisitor } from './records.js';
+import { readRecords, type RecordVisitor } from './records.js';
 import { ClusterStats, type PeerCounters } from './stats.js';
 
 export interface ClusterNodeOptions {
@@ -172,7 +172,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       }
       if (best === null) return false;
       if (hashKey === undefined || hashKey.length === 0) {
-        best.connection.nextEnvelope = envelope(null, key);
+        best.connection.nextHashKey = key;
         this.touched.push(best);
       }
       targets.push(best.session);
@@ -250,7 +250,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     }
     for (const link of this.touched) {
       if (link.groups === null) continue;
-      link.connection.nextEnvelope = envelope(link.groups.join('\n'), null);
+      link.connection.nextGroups = link.groups.join('\n');
       if (link.mark === stamp) continue;
       link.mark = stamp;
       targets.push(link.session);
@@ -339,7 +339,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     if (touched.length === 0) return;
     for (const link of touched) {
       link.groups = null;
-      link.connection.nextEnvelope = PLAIN_ENVELOPE;
+      link.connection.nextGroups = null;
+      link.connection.nextHashKey = null;
     }
     touched.length = 0;
   }
@@ -413,8 +414,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private send(connection: PeerConnection): void {
     if (connection.frames === 0 || connection.closed) return;
     const frames = connection.frames;
-    const bytes = connection.bytes;
-    const chunks = connection.take();
+    const { chunks, bytes } = connection.take();
     this.bus.send(connection.node, chunks, bytes);
     const counters = this.stats.peer(connection.node);
     counters.framesOut += frames;
@@ -465,28 +465,34 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   frames(node: string, incarnation: string, batch: Buffer, offset: number): void {
     const link = this.ensureLink(node, incarnation);
     if (link === null) return;
-    const counters = link.counters;
     this.incomingLink = link;
-    const before = counters.framesIn;
+    let frames: number;
     try {
-      if (!readRecords(batch, offset, this)) {
-        this.stats.badBatches++;
-        this.logger.warn({ event: 'cluster_bad_batch', node, bytes: batch.length - offset }, 'undecodable batch from a peer node: dropped from the first bad record');
-      }
+      frames = readRecords(batch, offset, this);
     } finally {
       this.incomingLink = null;
       this.incomingGroups = null;
       this.incomingHash = null;
     }
-    if (counters.framesIn > before) counters.bytesIn += batch.length - offset;
+    if (frames < 0) {
+      this.stats.badBatches++;
+      this.logger.warn({ event: 'cluster_bad_batch', node, bytes: batch.length - offset }, 'undecodable batch from a peer node: dropped');
+      return;
+    }
+    link.counters.framesIn += frames;
+    link.counters.bytesIn += batch.length - offset;
+  }
+
+  run(batch: Buffer, start: number, end: number): void {
+    this.incomingGroups = null;
+    this.incomingHash = null;
+    this.incomingLink!.session.connectionOnData(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
   }
 
   record(groups: string | null, hashKey: string | null, batch: Buffer, start: number, end: number): void {
-    const link = this.incomingLink!;
     this.incomingGroups = groups;
     this.incomingHash = hashKey;
-    link.counters.framesIn++;
-    link.session.connectionOnData(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
+    this.incomingLink!.session.connectionOnData(batch.subarray(start, end));
   }
 
   /** Forgets the interest kept of nodes dropped while the link was down (of `node` only, when given). */

@@ -19,7 +19,7 @@ import type { BrokerStats } from '../broker/stats.js';
 import type { StreamTable } from '../broker/streams.js';
 import type { Connection, ConnectionHandler } from '../transport/connection.js';
 import type { FrameLimits } from '../protocol/limits.js';
-import { PLAIN_ENVELOPE } from './records.js';
+import { batchHead, envelopeEntry } from './records.js';
 
 /** What a peer connection needs from its cluster node. */
 export interface PeerOwner {
@@ -40,13 +40,24 @@ export class PeerConnection implements Connection {
   readonly framing = 'stream' as const;
   readonly remotePort = 0;
   readonly maxOutboundFrame = Infinity;
-  /** The envelope of the next frame written (the routing hooks set it for one frame), else PLAIN_ENVELOPE. */
-  nextEnvelope: Buffer = PLAIN_ENVELOPE;
+  /**
+   * The queue groups the receiving node serves for the next frame written, and the `name!` key used for it:
+   * the routing hooks set them for one frame (src/cluster/node.ts); null for none.
+   */
+  nextGroups: string | null = null;
+  nextHashKey: string | null = null;
   handler: ConnectionHandler | null = null;
-  /** This tick's batch: envelopes and frame bytes, in order. */
-  chunks: Buffer[] = [];
+  /** This tick's frames, back to back: consecutive ranges of one buffer are merged (as the tcp adapter does). */
+  private chunks: Buffer[] = [];
+  /** The envelope table of this tick's batch (see records.ts). */
+  private table: Buffer[] = [];
+  private tableBytes = 0;
+  /** Frame bytes in this tick's batch. */
   bytes = 0;
   frames = 0;
+  private lastSource: Buffer | null = null;
+  private lastStart = 0;
+  private lastEnd = 0;
   private isClosed = false;
   flushScheduled = false;
 
@@ -63,7 +74,7 @@ export class PeerConnection implements Connection {
   }
 
   get bufferedBytes(): number {
-    return this.bytes;
+    return this.bytes + this.tableBytes;
   }
 
   get closed(): boolean {
@@ -74,13 +85,17 @@ export class PeerConnection implements Connection {
     this.handler = handler;
   }
 
-  /** Takes this tick's batch (the owner sends it). */
-  take(): Buffer[] {
-    const chunks = this.chunks;
+  /** Takes this tick's batch body (the owner sends it): its chunks and their total size. */
+  take(): { chunks: Buffer[]; bytes: number } {
+    const chunks = [batchHead(this.frames, this.tableBytes), ...this.table, ...this.chunks];
+    const bytes = 8 + this.tableBytes + this.bytes;
     this.chunks = [];
+    this.table = [];
+    this.tableBytes = 0;
     this.bytes = 0;
     this.frames = 0;
-    return chunks;
+    this.lastSource = null;
+    return { chunks, bytes };
   }
 
   write(head: Buffer, body?: Buffer): boolean {
@@ -90,18 +105,35 @@ export class PeerConnection implements Connection {
       return true;
     }
     this.begin();
-    this.chunks.push(head);
-    if (body !== undefined && body.length > 0) this.chunks.push(body);
+    this.append(head, 0, head.length);
+    if (body !== undefined && body.length > 0) this.append(body, 0, body.length);
     this.queued(size);
     return true;
   }
 
   writeRange(source: Buffer, start: number, end: number): boolean {
-    return this.write(source.subarray(start, end));
+    const size = end - start;
+    if (!this.admit(size, source[start + 7])) {
+      this.owner.refused(this, source.subarray(start, end));
+      return true;
+    }
+    this.begin();
+    this.append(source, start, end);
+    this.queued(size);
+    return true;
   }
 
   writeRanges(head: Buffer, headStart: number, headEnd: number, body: Buffer, bodyStart: number, bodyEnd: number): boolean {
-    return this.write(head.subarray(headStart, headEnd), body.subarray(bodyStart, bodyEnd));
+    const size = headEnd - headStart + (bodyEnd - bodyStart);
+    if (!this.admit(size, head[headStart + 7])) {
+      this.owner.refused(this, Buffer.concat([head.subarray(headStart, headEnd), body.subarray(bodyStart, bodyEnd)]));
+      return true;
+    }
+    this.begin();
+    this.append(head, headStart, headEnd);
+    if (bodyEnd > bodyStart) this.append(body, bodyStart, bodyEnd);
+    this.queued(size);
+    return true;
   }
 
   writeParts(parts: readonly Buffer[], size: number): boolean {
@@ -110,7 +142,7 @@ export class PeerConnection implements Connection {
       return true;
     }
     this.begin();
-    for (const part of parts) this.chunks.push(part);
+    for (const part of parts) this.append(part, 0, part.length);
     this.queued(size);
     return true;
   }
@@ -118,18 +150,34 @@ export class PeerConnection implements Connection {
   /** Pressure is between the broker and its own clients (spec §7): it never crosses to another node. */
   private admit(size: number, flag: number): boolean {
     if (this.isClosed || flag === Flag.Pressure) {
-      this.nextEnvelope = PLAIN_ENVELOPE;
+      this.nextGroups = null;
+      this.nextHashKey = null;
       return true;
     }
     return this.owner.canSend(size);
   }
 
-  /** Starts a record: its envelope (set by the routing hooks for this one frame). */
+  /** Starts a frame: its table entry when the routing hooks gave it an envelope. */
   private begin(): void {
-    const envelope = this.nextEnvelope;
-    this.nextEnvelope = PLAIN_ENVELOPE;
-    this.chunks.push(envelope);
-    this.bytes += envelope.length;
+    if (this.nextGroups === null && this.nextHashKey === null) return;
+    const entry = envelopeEntry(this.bytes, this.nextGroups, this.nextHashKey);
+    this.nextGroups = null;
+    this.nextHashKey = null;
+    this.table.push(entry);
+    this.tableBytes += entry.length;
+  }
+
+  /** Appends `source[start, end)`, extending the last chunk when it ends right there in the same buffer. */
+  private append(source: Buffer, start: number, end: number): void {
+    const chunks = this.chunks;
+    if (source === this.lastSource && start === this.lastEnd) {
+      chunks[chunks.length - 1] = source.subarray(this.lastStart, end);
+    } else {
+      chunks.push(start === 0 && end === source.length ? source : source.subarray(start, end));
+      this.lastSource = source;
+      this.lastStart = start;
+    }
+    this.lastEnd = end;
   }
 
   private queued(size: number): void {
