@@ -188,7 +188,7 @@ async function main(): Promise<void> {
     `\`node dist/bench/cluster.bench.js${QUICK ? ' --quick' : ''}\` on ${os.cpus().length} cores (load ${load0} at the start, ${load1} at the end);`,
     `S1 ${S1_COUNT.toLocaleString('en-US')} messages, S2 ${S2_COUNT.toLocaleString('en-US')} messages to ${S2_PROCS * S2_CONNS} subscribers, ${PAYLOAD} B payloads, over tcp.`,
     'Rates are deliveries per second; broker CPU counts every broker process of the setup (both nodes; the primary and its workers) and Redis is not counted.',
-    'The cross-node target is at least 0.3x single-node S1 (docs/cluster.md).',
+    'Target: cross-node S1 at least 0.3x single-node S1 in the same run.',
     '',
     '| setup | deliveries/s | lost | broker CPU µs per published message | vs single node |',
     '|---|---|---|---|---|',
