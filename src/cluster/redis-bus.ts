@@ -119,9 +119,13 @@ export class RedisBus implements ClusterBus {
       this.pubReady = true;
       this.linkChanged();
     });
+    // Subscribed on every 'ready': a client whose first connection failed has no subscriptions for
+    // autoResubscribe to restore (SUBSCRIBE is idempotent, so a restored one is not doubled).
     this.sub.on('ready', () => {
-      this.subReady = true;
-      this.linkChanged();
+      this.sub.subscribe(this.hbChannel, this.interestChannel, this.ownChannel).then(() => {
+        this.subReady = true;
+        this.linkChanged();
+      }, (error: Error) => this.failed('subscribe', error));
     });
     for (const [client, which] of [[this.pub, 'pub'], [this.sub, 'sub']] as const) {
       client.on('close', () => {
@@ -136,10 +140,7 @@ export class RedisBus implements ClusterBus {
     this.sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onMessage(channel.toString('utf8'), message));
     this.timer = setInterval(() => this.beat(), this.options.heartbeatMs);
     this.timer.unref();
-    const connected = Promise.all([
-      this.sub.connect().then(() => this.sub.subscribe(this.hbChannel, this.interestChannel, this.ownChannel)),
-      this.pub.connect(),
-    ]);
+    const connected = Promise.all([this.sub.connect(), this.pub.connect()]);
     try {
       await connected;
     } catch (error) {
