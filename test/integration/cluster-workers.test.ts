@@ -89,5 +89,23 @@ describe('--workers', () => {
       assert.equal(sample(text, 'socketd_cluster_peers_up'), 2, 'each worker sees the other: 1 + 1');
       assert.match(text, /^socketd_cluster_frames_forwarded_total\{peer="[^"]+",direction="out"\} [1-9]/m, 'traffic between the workers is counted');
     });
+
+    it('forks a worker that dies again, and the new one joins the others', async () => {
+      const first = broker.events('broker_started');
+      const victim = Number(first[1].pid);
+      process.kill(victim, 'SIGKILL');
+      await eventually(() => broker.events('worker_exit').length === 1, WAIT_MS, 'the primary saw the worker die');
+      await eventually(() => broker.events('broker_started').length === 3, WAIT_MS, 'a new worker started');
+      const replacement = broker.events('broker_started')[2];
+      assert.notEqual(Number(replacement.pid), victim);
+      const http = (replacement.addresses as Record<string, { port: number }>).http.port;
+      const until = Date.now() + WAIT_MS;
+      for (;;) {
+        const nodes = (await getJson(http, '/nodez')).body.nodes as { node: string }[];
+        if (nodes.length === 2 && nodes.some((n) => n.node.endsWith(`-${replacement.pid}`))) break;
+        if (Date.now() > until) throw new Error(`the new worker is not in /nodez: ${JSON.stringify(nodes)}`);
+        await sleep(100);
+      }
+    });
   });
 });
