@@ -5,10 +5,10 @@
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import pino, { type Logger } from 'pino';
-import { Broker } from './broker/broker.js';
+import { Broker, type SessionObserver } from './broker/broker.js';
 import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
-import { NamespaceTable } from './broker/namespace-table.js';
+import { NamespaceTable, defaultNamespaceOnly } from './broker/namespace-table.js';
 import { identityPolicyFrom } from './broker/auth/wiring.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
@@ -24,10 +24,15 @@ import { TcpListener, type TlsServerOptions } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
 import { connectOpener } from './protocol/session-start.js';
 import { WsListener } from './transport/ws.js';
+import type { ClusterBus } from './cluster/bus.js';
+import type { ClusterNode } from './cluster/node.js';
+import { clusterNodeFrom } from './cluster/wiring.js';
 
 export interface ServerOptions {
   logger?: Logger;
   access?: AccessPolicy;
+  /** Joins this broker to a cluster over this bus (docs/cluster.md); tests pass an in-process one. */
+  clusterBus?: ClusterBus;
 }
 
 export interface ServerAddresses {
@@ -43,6 +48,8 @@ export interface RunningServer {
   readonly broker: Broker;
   readonly events: EventRouter;
   readonly metrics: BrokerMetrics;
+  /** This node of a cluster, null in single-node mode (docs/cluster.md). */
+  readonly cluster: ClusterNode | null;
   readonly addresses: ServerAddresses;
   readonly logger: Logger;
   /**
@@ -72,18 +79,23 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const logger = options.logger ?? createLogger(config);
   const settings = settingsFromConfig(config);
   const stats = new BrokerStats();
+  // Cluster mode (docs/cluster.md): the node answers the routers' questions about peer nodes.
+  const cluster = clusterNodeFrom(config, options.clusterBus, logger);
   const eventOptions = {
     maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
   };
-  const events = new EventRouter(eventOptions, stats);
+  // Only the default namespace's router shares interest with peer nodes (docs/cluster.md, "Namespaces").
+  const events = new EventRouter(eventOptions, stats, cluster);
   // Each namespace routes with its own EventRouter; the table tells each session's router of its life.
   const namespaces = new NamespaceTable(config.namespaces, events, () => new EventRouter(eventOptions, stats));
   // Per-user identities (JWT, connect hook) over the configured users, when configured (docs/security.md).
   const access = options.access ?? identityPolicyFrom(config.access, accessPolicyFrom(config.access), stats);
   const sessionCounts = new SessionCounts();
-  const broker = new Broker({ settings, logger, stats, access, events, observers: [namespaces, sessionCounts], namespaces });
+  const observers: SessionObserver[] = [namespaces, sessionCounts];
+  if (cluster !== null) observers.push(defaultNamespaceOnly(cluster));
+  const broker = new Broker({ settings, logger, stats, access, events, observers, namespaces, cluster: cluster ?? undefined });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;
   const listeners: [keyof ServerAddresses, Listener][] = [];
@@ -121,7 +133,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
       { broker, stats: apiStats, logger },
     )
     : undefined;
-  const metrics = new BrokerMetrics({ broker, events, api: apiStats, namespaces });
+  const metrics = new BrokerMetrics({ broker, events, api: apiStats, namespaces, cluster });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
       {
@@ -129,15 +141,22 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
         adminTrusted: config.http.adminTrusted, protectMetrics: config.http.protectMetrics,
       },
       {
-        broker, events, metrics, logger, isReady: () => ready, api, namespaces,
+        broker, events, metrics, logger, isReady: () => ready, api, namespaces, cluster,
         admin: {
           sampler: new AdminSampler({ stats, counts: sessionCounts, subscriptionCount: () => metrics.subscriptionTotal() }),
           memoryBudgetBytes: config.flow.memoryBudgetBytes, memoryLowWaterBytes: config.flow.memoryLowWaterBytes,
+          cluster: cluster === null ? undefined : {
+            nodes: () => cluster.summary().map((n) => ({ id: n.node, state: n.self ? 'self' : 'up', ...n })),
+          },
         },
       },
     )
     : null;
   try {
+    if (cluster !== null) {
+      cluster.attach(broker);
+      await cluster.start();
+    }
     for (const [name, listener] of listeners) {
       addresses[name] = await listener.listen();
       started.push(listener);
@@ -145,6 +164,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     if (httpServer !== null) addresses.http = await httpServer.listen();
   } catch (error) {
     await Promise.allSettled(started.map((l) => l.close()));
+    await cluster?.stop();
     throw error;
   }
   ready = true;
@@ -160,12 +180,13 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
       await Promise.allSettled(streams.map((l) => l.close()));
       await broker.shutdown(deadlineMs);
       await Promise.allSettled(datagram.map((l) => l.close()));
+      await cluster?.stop();
       if (httpServer !== null) await httpServer.close();
       logger.info({ event: 'broker_stopped' }, 'socketd-broker stopped');
     })();
     return closed;
   };
-  return { broker, events, metrics, addresses, logger, close };
+  return { broker, events, metrics, cluster, addresses, logger, close };
 }
 
 /** The TLS key and certificate of a listener, read once at start; a missing file stops the start with its path. */

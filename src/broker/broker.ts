@@ -20,6 +20,7 @@ import { HeadSlab } from './head-slab.js';
 import { PreHandshakeLog } from './pre-handshake-log.js';
 import { TimerWheel } from './timer-wheel.js';
 import { TokenBucket } from './token-bucket.js';
+import type { ClusterRouting } from './cluster-seam.js';
 
 export interface BrokerDeps {
   settings: BrokerSettings;
@@ -34,6 +35,8 @@ export interface BrokerDeps {
   namespaces?: NamespaceTable;
   /** Counts and summarizes what ends before a handshake; by default one built from settings.preHandshakeLog. */
   preHandshake?: PreHandshakeLog;
+  /** Peer nodes (docs/cluster.md); absent in single-node mode. */
+  cluster?: ClusterRouting;
 }
 
 export interface SessionObserver {
@@ -86,7 +89,8 @@ export class Broker implements SessionContext, ListenerReporter {
     // One slab for the heads of re-headed frames, shared by requests (router) and replies (stream table).
     const heads = new HeadSlab();
     this.streams = new StreamTable(this.wheel, heads, this.stats);
-    this.router = new Router(this.registry, this.streams, heads, this.wheel, this.settings, this.stats, deps.events ?? NO_EVENT_ROUTING);
+    this.router = new Router(this.registry, this.streams, heads, this.wheel, this.settings, this.stats, deps.events ?? NO_EVENT_ROUTING,
+      deps.cluster ?? null);
     const hps = this.settings.handshakesPerSecond;
     this.handshakeBucket = hps > 0 ? new TokenBucket(hps, hps, Date.now()) : null;
   }

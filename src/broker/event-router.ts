@@ -22,6 +22,7 @@ import { BrokerStats } from './stats.js';
 import { isExactPattern, isPublishableEvent, patternProblem } from '../protocol/event-pattern.js';
 import { SubscriptionIndex, type Subscription } from './subscription-index.js';
 import { MAX_REMEMBERED_EVENT_BYTES, PublishedEvent } from './published-event.js';
+import type { ClusterRouting } from './cluster-seam.js';
 
 export interface EventRouterOptions {
   /** Subscriptions one session may hold (spec §8 limits). */
@@ -78,6 +79,8 @@ export class EventRouter implements EventRouting, SessionObserver {
   constructor(
     private readonly options: EventRouterOptions,
     private readonly stats: BrokerStats,
+    /** Peer nodes (docs/cluster.md); null in single-node mode. */
+    private readonly cluster: ClusterRouting | null = null,
   ) {
     this.index = new SubscriptionIndex<Session>({ cacheSize: options.matchCacheSize });
   }
@@ -102,18 +105,23 @@ export class EventRouter implements EventRouting, SessionObserver {
     const event = last !== null && frame.adoptEvent(last.event, last.bytes) ? last.event : this.checkedEvent(sender, frame);
     if (event === null) return false;
     const match = this.index.match(event);
+    const cluster = this.cluster;
     if (frame.flag === Flag.Message) {
       for (const s of match.subscribers) if (s !== sender) targets.push(s);
+      const elsewhere = cluster === null ? null : cluster.groupsElsewhere(sender, event, match.groups);
       for (const group of match.groups) {
+        if (elsewhere !== null && elsewhere.has(group.name)) continue;
         const pick = this.pickInGroup(group.name, group.members, sender);
         if (pick !== null && !targets.includes(pick)) targets.push(pick);
       }
       if (this.filtering > 0) filterReceivers(targets, event);
+      if (cluster !== null) cluster.addPeers(sender, frame, event, targets);
       return true;
     }
     // Request / Subscribe: exactly one, round robin over every distinct matching session.
     const candidates = match.groups.length === 0 ? match.subscribers : distinctCandidates(match.subscribers, match.groups);
     const n = candidates.length;
+    if (cluster !== null && cluster.pickPeer(sender, event, n, targets)) return true;
     if (n === 0) return true;
     const cursors = this.requestCursors;
     let cursor = cursors.get(event);
@@ -267,6 +275,7 @@ export class EventRouter implements EventRouting, SessionObserver {
     }
     mine.set(key, sub);
     this.index.add(sub);
+    this.cluster?.subscriptionChanged(pattern, group, 1);
     if (group.length > 0) this.groupSizes.set(group, (this.groupSizes.get(group) ?? 0) + 1);
     if (presence) this.watch(session, pattern);
     if (isExactPattern(pattern)) this.join(session, pattern);
@@ -292,6 +301,7 @@ export class EventRouter implements EventRouting, SessionObserver {
 
   private drop(session: Session, sub: EventSubscription): void {
     this.index.remove(sub);
+    this.cluster?.subscriptionChanged(sub.pattern, sub.group, -1);
     if (sub.group.length > 0) {
       const left = (this.groupSizes.get(sub.group) ?? 1) - 1;
       if (left > 0) this.groupSizes.set(sub.group, left);

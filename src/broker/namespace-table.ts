@@ -145,3 +145,15 @@ export class NamespaceTable implements SessionObserver {
     if (this.table.get(ns.name) === ns) this.table.delete(ns.name);
   }
 }
+
+/**
+ * Wraps an observer so that it hears only of sessions in the default namespace: what peer nodes learn of
+ * (docs/cluster.md) must not mix names of other namespaces into the default one's.
+ */
+export function defaultNamespaceOnly(observer: SessionObserver): SessionObserver {
+  return {
+    sessionOpened: (session) => { if (session.namespace === null) observer.sessionOpened?.(session); },
+    sessionClosing: (session) => { if (session.namespace === null) observer.sessionClosing?.(session); },
+    sessionClosed: (session, wasOpen, reason) => { if (session.namespace === null) observer.sessionClosed?.(session, wasOpen, reason); },
+  };
+}

@@ -21,6 +21,7 @@ import type { SessionRegistry } from './session-registry.js';
 import type { Session } from './session.js';
 import type { BrokerSettings } from './settings.js';
 import { BrokerStats } from './stats.js';
+import type { ClusterRouting } from './cluster-seam.js';
 import type { StreamTable } from './streams.js';
 import type { TimerWheel } from './timer-wheel.js';
 
@@ -52,6 +53,8 @@ export class Router {
     private readonly settings: BrokerSettings,
     private readonly stats: BrokerStats,
     private readonly events: EventRouting = NO_EVENT_ROUTING,
+    /** Peer nodes (docs/cluster.md); null in single-node mode. */
+    private readonly cluster: ClusterRouting | null = null,
   ) {}
 
   route(sender: Session, frame: Frame): void {
@@ -88,7 +91,12 @@ export class Router {
           `User '${permissions.user}' may not address '@${meta.at}'`);
         return;
       }
-      this.resolveByName(sender, at, meta.hashKey, targets, ns === null ? this.registry : ns.registry);
+      const registry = ns === null ? this.registry : ns.registry;
+      // Peer nodes hold interest of the default namespace only (docs/cluster.md): a namespaced sender routes locally.
+      const cluster = ns === null ? this.cluster : null;
+      if (cluster === null || !cluster.byName(sender, frame, at, meta.hashKey, at.mode === AtMode.Everyone ? undefined : registry.group(at.name), targets)) {
+        this.resolveByName(sender, at, meta.hashKey, targets, registry);
+      }
       if (targets.length === 0) {
         // The reference broker's wording (fixtures g2, g4).
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Broker don't have '@${meta.at}' session`);

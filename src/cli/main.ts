@@ -9,6 +9,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfigFile, resolveConfig, type ResolvedConfig } from '../config/load.js';
 import type { BrokerConfig } from '../config/schema.js';
 import { createLogger, startServer, type RunningServer } from '../server.js';
+import { STOP_MESSAGE, isWorkerProcess, runPrimary, workerConfig, workerIndex, workerMetrics } from '../cluster/workers.js';
 
 /** Exit status when the configuration is invalid at start. */
 export const EXIT_BAD_CONFIG = 2;
@@ -16,6 +17,12 @@ export const EXIT_BAD_CONFIG = 2;
 function portArg(value: string): number {
   const n = Number(value);
   if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('a port is an integer from 0 to 65535');
+  return n;
+}
+
+function workersArg(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > 256) throw new InvalidArgumentError('workers is an integer from 1 to 256');
   return n;
 }
 
@@ -32,6 +39,7 @@ export interface CliOptions {
   http?: number;
   logLevel?: string;
   logPretty?: boolean;
+  workers?: number;
 }
 
 /** The partial config the flags set (nothing for a flag not given). */
@@ -47,6 +55,7 @@ export function flagsPartial(options: CliOptions): Record<string, unknown> {
   if (options.logLevel !== undefined) log.level = options.logLevel;
   if (options.logPretty === true) log.pretty = true;
   if (Object.keys(log).length > 0) flags.log = log;
+  if (options.workers !== undefined) flags.cluster = { workers: options.workers };
   return flags;
 }
 
@@ -86,6 +95,7 @@ export function buildProgram(): Command {
     .option('--http <port>', 'HTTP port for health, metrics and admin', portArg)
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
     .option('--log-pretty', 'human-readable logs (pino-pretty) instead of JSON lines')
+    .option('--workers <n>', 'node processes sharing the tcp/ws ports, joined over cluster.redis (docs/cluster.md)', workersArg)
     .addHelpText('after', `
 Precedence: flags > SOCKETD_* environment > file > defaults.
 Environment: SOCKETD_CONFIG, SOCKETD_TCP_PORT, SOCKETD_UDP_PORT, SOCKETD_WS_PORT, SOCKETD_HTTP_PORT,
@@ -118,8 +128,16 @@ async function run(options: CliOptions): Promise<void> {
     }
     throw error;
   }
-  const { config } = resolved;
+  let { config } = resolved;
   const logger = createLogger(config);
+  // --workers N (docs/cluster.md): the primary only forks and supervises; each worker is a node.
+  const worker = config.cluster.workers > 1 && isWorkerProcess();
+  if (config.cluster.workers > 1 && !worker) {
+    for (const warning of resolved.warnings) logger.warn({ event: 'config_warning' }, warning);
+    await runPrimary(config, logger);
+    return;
+  }
+  if (worker) config = workerConfig(config, workerIndex());
   // Signals are handled from before the listeners open, so one that comes during the start is not lost
   // (nor fatal): the shutdown then begins as soon as the start completes.
   let server: RunningServer | null = null;
@@ -131,6 +149,8 @@ async function run(options: CliOptions): Promise<void> {
     });
   };
   const stop = (signal: string): void => {
+    // A worker asked by its primary after the terminal already signalled it: one shutdown, not a second.
+    if (stopping && signal === 'primary') return;
     if (stopping) {
       logger.warn({ event: 'forced_exit', signal }, 'second signal: exiting at once');
       logger.flush();
@@ -142,9 +162,11 @@ async function run(options: CliOptions): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (worker) process.on('message', (m: { type?: string }) => m?.type === STOP_MESSAGE && stop('primary'));
   for (const warning of resolved.warnings) logger.warn({ event: 'config_warning' }, warning);
   logger.info({ event: 'config_loaded', file: resolved.file ?? '(embedded defaults)' }, 'configuration loaded');
   server = await startServer(config, { logger });
+  if (worker) server.metrics.textSource = workerMetrics(server.metrics.registry);
   if (stopping) shutdown(server);
 }
 

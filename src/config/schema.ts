@@ -150,6 +150,27 @@ export interface BrokerConfig {
   shutdown: { drainMs: number };
   /** Namespaces: the handshake URL's path (docs/namespaces.md). */
   namespaces: { fromPath: boolean; declared: string[]; requireDeclared: boolean; maxNamespaces: number };
+  /** Cluster mode (docs/cluster.md): nodes joined over Redis; off while `redis` is empty. */
+  cluster: ClusterSection;
+}
+
+export interface ClusterSection {
+  /** redis://[user:password@]host:port[/db]; '' = single node (the default). */
+  redis: string;
+  /** This node's name among the nodes; '' = <hostname>-<pid>. */
+  nodeId: string;
+  /** Prefix of every Redis key and channel. */
+  prefix: string;
+  heartbeatMs: number;
+  /** A node silent this long is dropped: its interest removed, streams waiting on it fail with 5003. */
+  nodeTimeoutMs: number;
+  /** Bytes published to Redis and not yet acknowledged above which cross-node sends are refused (Alarm 5003). */
+  maxBacklogBytes: number;
+  /** A batch for one node above this many bytes goes out at once instead of at the end of the tick. */
+  maxBatchBytes: number;
+  connectTimeoutMs: number;
+  /** Node processes on this machine (node:cluster), sharing the tcp and ws ports; above 1 needs `redis`. */
+  workers: number;
 }
 
 const ALL = '0.0.0.0';
@@ -218,6 +239,10 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   log: { level: 'info', pretty: false, preHandshake: { ...DEFAULT_SETTINGS.preHandshakeLog } },
   shutdown: { drainMs: 5_000 },
   namespaces: { fromPath: true, declared: [], requireDeclared: false, maxNamespaces: 10_000 },
+  cluster: {
+    redis: '', nodeId: '', prefix: 'socketd', heartbeatMs: 1_000, nodeTimeoutMs: 5_000,
+    maxBacklogBytes: 64 * 1024 * 1024, maxBatchBytes: 256 * 1024, connectTimeoutMs: 2_000, workers: 1,
+  },
 });
 
 type Rule =
@@ -326,6 +351,17 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     declared: { kind: 'namespaces' },
     requireDeclared: { kind: 'bool' },
     maxNamespaces: { kind: 'int', min: 1, max: 10_000_000 },
+  },
+  cluster: {
+    redis: { kind: 'string' },
+    nodeId: { kind: 'string' },
+    prefix: { kind: 'string', nonEmpty: true },
+    heartbeatMs: { kind: 'int', min: 10, max: 60_000 },
+    nodeTimeoutMs: { kind: 'int', min: 30, max: 600_000 },
+    maxBacklogBytes: positive(1 << 30),
+    maxBatchBytes: { kind: 'int', min: 1024, max: 64 * 1024 * 1024 },
+    connectTimeoutMs: positive(60_000),
+    workers: positive(256),
   },
 };
 
@@ -512,6 +548,19 @@ export function checkMerged(config: BrokerConfig): string[] {
   }
   if (jwt.jwksUrl.length > 0 && jwt.jwksTimeoutMs >= handshakeMs) {
     problems.push(`access.jwt.jwksTimeoutMs (${jwt.jwksTimeoutMs}) must be below timeouts.handshakeMs (${handshakeMs})`);
+  }
+  const { cluster } = config;
+  if (cluster.nodeTimeoutMs < 2 * cluster.heartbeatMs) {
+    problems.push(`cluster.nodeTimeoutMs (${cluster.nodeTimeoutMs}) must be at least twice cluster.heartbeatMs (${cluster.heartbeatMs}): one lost heartbeat must not drop a node`);
+  }
+  if (cluster.workers > 1 && cluster.redis.length === 0) {
+    problems.push(`cluster.workers (${cluster.workers}) above 1 needs cluster.redis: the workers act as one broker by joining each other over Redis (docs/cluster.md)`);
+  }
+  if (cluster.redis.length > 0 && !/^rediss?:\/\//.test(cluster.redis)) {
+    problems.push(`cluster.redis: expected a redis:// or rediss:// URL, got '${cluster.redis}'`);
+  }
+  if (/[\s:]/.test(cluster.nodeId) || Buffer.byteLength(cluster.nodeId) > 200) {
+    problems.push(`cluster.nodeId: '${cluster.nodeId}' must be at most 200 bytes without spaces or ':'`);
   }
   return problems;
 }

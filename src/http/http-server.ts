@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Broker } from '../broker/broker.js';
 import type { EventRouter } from '../broker/event-router.js';
+import type { ClusterNode } from '../cluster/node.js';
 import type { BrokerMetrics } from '../metrics/metrics.js';
 import type { BoundAddress } from '../transport/connection.js';
 import { listenServer } from '../transport/listen.js';
@@ -51,6 +52,8 @@ export interface HttpSources {
   api?: HttpApi;
   /** Namespaces besides the default one (docs/namespaces.md): /subsz and /namez list theirs too. */
   namespaces?: NamespaceTable;
+  /** This node of a cluster (docs/cluster.md): /readyz reports a lost link, /nodez lists the nodes. */
+  cluster?: ClusterNode | null;
 }
 
 const MAX_PAGE = 1000;
@@ -135,6 +138,12 @@ export class BrokerHttpServer {
         return;
       case '/readyz': {
         const ready = this.sources.isReady();
+        const cluster = this.sources.cluster;
+        if (ready && cluster && !cluster.linkUp) {
+          // Still serving its own sessions: degraded, not unready (taking it out would cut them off too).
+          send(res, 200, { status: 'degraded', cluster: { node: cluster.nodeId, linkUp: false, peers: cluster.peerCount } });
+          return;
+        }
         send(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
         return;
       }
@@ -148,6 +157,7 @@ export class BrokerHttpServer {
       case '/connz':
       case '/subsz':
       case '/namez':
+      case '/nodez':
         break;
       default:
         send(res, 404, { error: 'not_found', path: url.pathname });
@@ -156,6 +166,15 @@ export class BrokerHttpServer {
     if (!this.admitted(req, res, url.searchParams.get('token'))) return;
     const offset = clampInt(url.searchParams.get('offset'), 0, Number.MAX_SAFE_INTEGER, 0);
     const limit = clampInt(url.searchParams.get('limit'), 1, MAX_PAGE, 100);
+    if (url.pathname === '/nodez') {
+      const cluster = this.sources.cluster;
+      if (!cluster) {
+        send(res, 200, { cluster: false, nodes: [] });
+        return;
+      }
+      send(res, 200, { cluster: true, node: cluster.nodeId, linkUp: cluster.linkUp, nodes: cluster.summary() });
+      return;
+    }
     if (url.pathname === '/connz') {
       const all = [...broker.allSessions()];
       send(res, 200, {

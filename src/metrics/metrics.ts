@@ -9,6 +9,7 @@ import type { EventRouter } from '../broker/event-router.js';
 import { BucketHistogram, type BrokerStats } from '../broker/stats.js';
 import type { ApiStats } from '../http/api/api-stats.js';
 import type { NamespaceTable } from '../broker/namespace-table.js';
+import type { ClusterNode } from '../cluster/node.js';
 
 type Labels = Record<string, string | number>;
 type Values = MetricValue<string>[];
@@ -73,6 +74,8 @@ export interface MetricsSources {
   api?: ApiStats;
   /** Namespaces besides the default one (docs/namespaces.md). */
   namespaces?: NamespaceTable;
+  /** This node of a cluster (docs/cluster.md); absent or null in single-node mode. */
+  cluster?: ClusterNode | null;
 }
 
 export class BrokerMetrics {
@@ -164,10 +167,40 @@ export class BrokerMetrics {
     add('socketd_connect_hook_duration_seconds', 'Time the connect hook took to answer or time out.', 'histogram', () =>
       histogram('socketd_connect_hook_duration_seconds', stats.hookLatency, {}));
     add('socketd_tokens_expired_total', 'Sessions closed because their token expired (token_expired).', 'counter', () => one(stats.tokensExpired));
+    if (sources.cluster) this.addClusterMetrics(add, sources.cluster);
   }
 
+  /** Cluster mode (docs/cluster.md): traffic per peer node, membership, the Redis round trip. */
+  private addClusterMetrics(add: (name: string, help: string, type: MetricType, compute: () => Values) => void, cluster: ClusterNode): void {
+    const stats = cluster.stats;
+    const perPeer = (pick: (c: { framesOut: number; bytesOut: number; framesIn: number; bytesIn: number }) => [number, number]): Values => {
+      const out: Values = [];
+      for (const [peer, c] of stats.peers) {
+        const [sent, received] = pick(c);
+        out.push({ value: sent, labels: { peer, direction: 'out' } }, { value: received, labels: { peer, direction: 'in' } });
+      }
+      return out;
+    };
+    add('socketd_cluster_frames_forwarded_total', 'Frames forwarded to (out) and from (in) each peer node.', 'counter', () => perPeer((c) => [c.framesOut, c.framesIn]));
+    add('socketd_cluster_bytes_forwarded_total', 'Bytes forwarded to (out) and from (in) each peer node, envelopes included.', 'counter', () => perPeer((c) => [c.bytesOut, c.bytesIn]));
+    add('socketd_cluster_peers_up', 'Peer nodes this node sees now.', 'gauge', () => one(stats.peersUp));
+    add('socketd_cluster_link_up', '1 while Redis (the link to the other nodes) is reachable.', 'gauge', () => one(cluster.linkUp ? 1 : 0));
+    add('socketd_cluster_link_downs_total', 'Times the link to the other nodes was lost.', 'counter', () => one(stats.linkDowns));
+    add('socketd_cluster_redis_rtt_seconds', 'Round trip of the last heartbeat publish to Redis.', 'gauge', () => (stats.redisRttSeconds < 0 ? [] : one(stats.redisRttSeconds)));
+    add('socketd_cluster_alarms_total', 'Alarms sent because a frame could not cross to another node, by reason.', 'counter', () => fromMap(stats.alarms, 'reason'));
+    add('socketd_cluster_dropped_total', 'Frames that could not cross to another node, by reason.', 'counter', () => fromMap(stats.dropped, 'reason'));
+    add('socketd_cluster_resyncs_total', 'Full re-reads of a peer node\'s interest (a missed delta, a new incarnation, a reconnect).', 'counter', () => one(stats.resyncs));
+    add('socketd_cluster_bad_batches_total', 'Messages from peer nodes that could not be decoded.', 'counter', () => one(stats.badBatches));
+  }
+
+  /**
+   * Where text() reads from instead of this registry, when set: with `--workers`, the primary's aggregate of
+   * every worker's registry (src/cluster/workers.ts).
+   */
+  textSource: (() => Promise<string>) | null = null;
+
   async text(): Promise<string> {
-    return this.registry.metrics();
+    return this.textSource !== null ? this.textSource() : this.registry.metrics();
   }
 
   get contentType(): string {

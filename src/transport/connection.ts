@@ -3,7 +3,7 @@
  * whether tcp, ws or udp is underneath: adapters only translate socket events into these calls.
  */
 
-export type TransportName = 'tcp' | 'tcps' | 'ws' | 'wss' | 'udp' | 'memory' | 'http';
+export type TransportName = 'tcp' | 'tcps' | 'ws' | 'wss' | 'udp' | 'memory' | 'http' | 'cluster';
 
 /**
  * How inbound bytes are cut: `stream` delivers arbitrary chunks of a byte stream (tcp); `message` delivers

@@ -239,7 +239,7 @@ test('check-config: the embedded config is ok (exit 0); a bad file lists every p
   assert.equal(bad.code, 1);
   assert.equal(bad.stdout, '');
   assert.deepEqual(bad.stderr.trim().split('\n'), [
-    `${badFile}: foo: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces)`,
+    `${badFile}: foo: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces, cluster)`,
     `${badFile}: listeners.tcp.port: 70000 is outside 0..65535`,
     `${badFile}: flow.slowConsumerPolicy: expected one of disconnect, drop, got string "block"`,
     `${badFile}: invalid (3 problems)`,

@@ -146,7 +146,7 @@ test('checkConfigFile: ok on stdout and 0; every problem with its path on stderr
   assert.equal(checkConfigFile(bad, (l) => out2.push(l), (l) => err2.push(l)), 1);
   assert.deepEqual(out2, []);
   assert.deepEqual(err2, [
-    `${bad}: foo: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces)`,
+    `${bad}: foo: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces, cluster)`,
     `${bad}: limits.maxSid: 100 is outside 1..64`,
     `${bad}: log.level: expected one of fatal, error, warn, info, debug, trace, silent, got string "loud"`,
     `${bad}: invalid (3 problems)`,

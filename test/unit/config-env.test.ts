@@ -85,7 +85,7 @@ test('an unknown generic key is a problem; a section or too deep a path too', ()
     'SOCKETD_LIMITS__MAX_DATA__X: limits.maxData is a single value, it has no key x',
     'SOCKETD_LIMITS__MAX_DATTA: unknown key: limits has no max_datta (known: maxSid, maxEvent, maxMeta, maxData, maxFrame, udpMaxDatagram, maxStreamsPerSession, maxFragmentRoutesPerSession, maxSubscriptionsPerSession, maxConnections, maxConnectionsPerIp, handshakesPerSecond, framesPerSecond)',
     'SOCKETD_LISTENERS__TCP: listeners.tcp is a section: name one of its keys (enabled, host, port, detectPythonFraming)',
-    'SOCKETD_NOPE__X: unknown key: the config has no nope (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces)',
+    'SOCKETD_NOPE__X: unknown key: the config has no nope (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces, cluster)',
   ]);
 });
 

@@ -116,7 +116,7 @@ test('a partial file keeps the other defaults', () => {
 
 test('unknown key at the top level names it and lists the sections', () => {
   assert.deepEqual(problemsOf({ logging: { level: 'info' } }), [
-    'logging: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces)',
+    'logging: unknown key (known: listeners, http, limits, timeouts, flow, fastPaths, log, shutdown, access, namespaces, cluster)',
   ]);
 });
 

@@ -1,0 +1,158 @@
+/**
+ * Interest (docs/cluster.md): what a node's sessions hold, counted under keys, announced to the other nodes,
+ * and the copy of every other node's table that routing consults.
+ *
+ *   e \0 pattern \0 group   subscriptions to a pattern ('' group: plain)
+ *   n \0 name               sessions named `name`
+ *
+ * NUL cannot occur in a pattern, group or name (each is checked at the earliest byte, spec §4), so keys split
+ * without escaping.
+ */
+import { SubscriptionIndex, type Subscription } from '../broker/subscription-index.js';
+
+export function eventKey(pattern: string, group: string): string {
+  return `e\u0000${pattern}\u0000${group}`;
+}
+
+export function nameKey(name: string): string {
+  return `n\u0000${name}`;
+}
+
+/** This node's counts; changes are collected until the node announces them (once per tick). */
+export class LocalInterest {
+  readonly counts = new Map<string, number>();
+  private dirty = new Map<string, number>();
+
+  /** @param changed called on the first change after the last takeChanges() */
+  constructor(private readonly changed: () => void) {}
+
+  change(key: string, delta: number): void {
+    const count = Math.max(0, (this.counts.get(key) ?? 0) + delta);
+    if (count === 0) this.counts.delete(key);
+    else this.counts.set(key, count);
+    const first = this.dirty.size === 0;
+    this.dirty.set(key, count);
+    if (first) this.changed();
+  }
+
+  get pending(): number {
+    return this.dirty.size;
+  }
+
+  takeChanges(): Map<string, number> {
+    const out = this.dirty;
+    this.dirty = new Map();
+    return out;
+  }
+}
+
+/** One node's subscriptions to one (pattern, group), as an entry of the remote trie. */
+export class RemoteEntry<L> implements Subscription<RemoteEntry<L>> {
+  readonly subscriber: RemoteEntry<L> = this;
+  constructor(
+    readonly link: L,
+    readonly pattern: string,
+    readonly group: string,
+    public count: number,
+  ) {}
+}
+
+/** Every peer node's interest. Generic over the peer's representation so it is testable on its own. */
+export class RemoteInterest<L> {
+  /** Every node's event subscriptions: one entry per (node, pattern, group), each a distinct subscriber. */
+  readonly index: SubscriptionIndex<RemoteEntry<L>>;
+  private readonly events = new Map<L, Map<string, RemoteEntry<L>>>();
+  /** Name -> node -> sessions of that name there. */
+  readonly names = new Map<string, Map<L, number>>();
+  /** Node -> named sessions there (for `@*`). */
+  readonly named = new Map<L, number>();
+
+  constructor(cacheSize: number) {
+    this.index = new SubscriptionIndex<RemoteEntry<L>>({ cacheSize });
+  }
+
+  /** Sets `link`'s count under `key` (0 removes it); returns false for a key this version does not know. */
+  apply(link: L, key: string, count: number): boolean {
+    if (key.startsWith('e\u0000')) {
+      const sep = key.indexOf('\u0000', 2);
+      if (sep === -1) return false;
+      let mine = this.events.get(link);
+      const entry = mine?.get(key);
+      if (count > 0) {
+        if (entry !== undefined) {
+          entry.count = count;
+          return true;
+        }
+        const added = new RemoteEntry(link, key.slice(2, sep), key.slice(sep + 1), count);
+        if (mine === undefined) {
+          mine = new Map();
+          this.events.set(link, mine);
+        }
+        mine.set(key, added);
+        this.index.add(added);
+      } else if (entry !== undefined) {
+        mine!.delete(key);
+        if (mine!.size === 0) this.events.delete(link);
+        this.index.remove(entry);
+      }
+      return true;
+    }
+    if (key.startsWith('n\u0000')) {
+      const name = key.slice(2);
+      let holders = this.names.get(name);
+      const before = holders?.get(link) ?? 0;
+      if (count > 0) {
+        if (holders === undefined) {
+          holders = new Map();
+          this.names.set(name, holders);
+        }
+        holders.set(link, count);
+      } else if (holders !== undefined) {
+        holders.delete(link);
+        if (holders.size === 0) this.names.delete(name);
+      }
+      const total = (this.named.get(link) ?? 0) + count - before;
+      if (total > 0) this.named.set(link, total);
+      else this.named.delete(link);
+      return true;
+    }
+    return false;
+  }
+
+  /** Forgets everything `link` announced. */
+  clear(link: L): void {
+    const mine = this.events.get(link);
+    if (mine !== undefined) {
+      for (const entry of mine.values()) this.index.remove(entry);
+      this.events.delete(link);
+    }
+    if (this.named.delete(link)) {
+      for (const [name, holders] of this.names) {
+        if (holders.delete(link) && holders.size === 0) this.names.delete(name);
+      }
+    }
+  }
+
+  /** Counts of `link`'s table (for /nodez). */
+  summary(link: L): { patterns: number; subscriptions: number; names: number; named: number } {
+    let subscriptions = 0;
+    const mine = this.events.get(link);
+    if (mine !== undefined) for (const e of mine.values()) subscriptions += e.count;
+    let names = 0;
+    for (const holders of this.names.values()) if (holders.has(link)) names++;
+    return { patterns: mine?.size ?? 0, subscriptions, names, named: this.named.get(link) ?? 0 };
+  }
+}
+
+/**
+ * Weighted round robin: position `cursor` in the sequence where choice i takes weights[i] consecutive turns;
+ * returns the index of the choice. Precondition: total is the sum of weights and > 0.
+ */
+export function weightedTurn(cursor: number, weights: readonly number[], total: number): number {
+  let pos = cursor % total;
+  for (let i = 0; i < weights.length; i++) {
+    if (pos < weights[i]) return i;
+    pos -= weights[i];
+  }
+  return weights.length - 1;
+}

@@ -1,0 +1,588 @@
+/**
+ * One node of a cluster (docs/cluster.md): answers the router's questions about peer nodes (ClusterRouting),
+ * counts and announces this node's interest, keeps a peer session per other node, and moves frame batches
+ * through the ClusterBus. The router never learns what the bus is.
+ */
+import type { Logger } from 'pino';
+import { AlarmCode } from '../protocol/codes.js';
+import { Flag } from '../protocol/flags.js';
+import type { Frame } from '../protocol/frame.js';
+import { AtMode, type AtAddress } from '../broker/at-address.js';
+import type { Broker, SessionObserver } from '../broker/broker.js';
+import type { ClusterRouting } from '../broker/cluster-seam.js';
+import { rendezvousScore } from '../broker/rendezvous.js';
+import type { NameGroup } from '../broker/session-registry.js';
+import type { Session } from '../broker/session.js';
+import type { QueueGroup } from '../broker/subscription-index.js';
+import type { ClusterBus, ClusterBusEvents } from './bus.js';
+import { LocalInterest, RemoteInterest, eventKey, nameKey, weightedTurn, type RemoteEntry } from './interest.js';
+import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
+import { readRecords, type RecordVisitor } from './records.js';
+import { ClusterStats, type PeerCounters } from './stats.js';
+
+export interface ClusterNodeOptions {
+  /** A batch for one node above this many bytes is sent at once rather than at the end of the tick. */
+  maxBatchBytes: number;
+  /** Open streams and fragmented frames one peer node may have through this node. */
+  peerStreams: number;
+  /** Events whose remote matches are cached (as fastPaths.matchCacheSize); 0 switches the cache off. */
+  matchCacheSize: number;
+}
+
+export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze({
+  maxBatchBytes: 256 * 1024,
+  peerStreams: 1_000_000,
+  matchCacheSize: 4096,
+});
+
+/** A peer node: its session and connection here, its counters and the routing scratch of the current frame. */
+export class PeerLink {
+  /** Routing stamp: the link was already made a target of the current frame. */
+  mark = 0;
+  /** Queue groups this node serves for the current Message (groupsElsewhere -> addPeers). */
+  groups: string[] | null = null;
+  /** Weight scratch of the current pick. */
+  weight = 0;
+  readonly since = Date.now();
+
+  constructor(
+    readonly node: string,
+    readonly incarnation: string,
+    readonly connection: PeerConnection,
+    readonly session: Session,
+    readonly counters: PeerCounters,
+  ) {}
+}
+
+/** Round-robin cursors kept per name, event or group: past this many the oldest is forgotten. */
+const CURSORS = 4096;
+
+export interface NodeSummary {
+  node: string;
+  incarnation: string;
+  self: boolean;
+  since: string;
+  patterns: number;
+  subscriptions: number;
+  names: number;
+  named: number;
+  framesOut: number;
+  bytesOut: number;
+  framesIn: number;
+  bytesIn: number;
+}
+
+export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, ClusterBusEvents, RecordVisitor {
+  readonly local: LocalInterest;
+  readonly remote: RemoteInterest<PeerLink>;
+  private broker: Broker | null = null;
+  private readonly links = new Map<string, PeerLink>();
+  /** Nodes dropped while the link was down, whose last interest is kept until the link is back. */
+  private readonly orphans: PeerLink[] = [];
+  /** Named local sessions counted into the interest (a session is uncounted once, closing or closed). */
+  private readonly named = new Set<Session>();
+  private readonly flushQueue: PeerConnection[] = [];
+  private flushPending = false;
+  private announcePending = false;
+  private stamp = 0;
+  /** Links given groups or an envelope for the current frame: reset at the next hook call. */
+  private readonly touched: PeerLink[] = [];
+  private readonly skip = new Set<string>();
+  private readonly scratch: PeerLink[] = [];
+  private readonly weights: number[] = [];
+  private readonly cursors = new Map<string, number>();
+  // The record being routed (frames from a peer node).
+  private incomingLink: PeerLink | null = null;
+  private incomingGroups: string | null = null;
+  private incomingHash: string | null = null;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    readonly bus: ClusterBus,
+    readonly stats: ClusterStats,
+    private readonly logger: Logger,
+    private readonly options: ClusterNodeOptions = DEFAULT_NODE_OPTIONS,
+  ) {
+    this.local = new LocalInterest(() => this.scheduleAnnounce());
+    this.remote = new RemoteInterest<PeerLink>(options.matchCacheSize);
+  }
+
+  get nodeId(): string {
+    return this.bus.nodeId;
+  }
+
+  /** The broker whose router consults this node. Precondition: called once, before start(). */
+  attach(broker: Broker): void {
+    this.broker = broker;
+  }
+
+  async start(): Promise<void> {
+    if (this.broker === null) throw new Error('ClusterNode.start before attach');
+    await this.bus.start(this);
+  }
+
+  async stop(): Promise<void> {
+    await this.bus.stop();
+    for (const link of [...this.links.values()]) this.dropLink(link, 'node stopped');
+  }
+
+  /** True while peer nodes can be reached: /readyz reports degraded otherwise. */
+  get linkUp(): boolean {
+    return this.bus.linkUp;
+  }
+
+  get peerCount(): number {
+    return this.links.size;
+  }
+
+  // ----- ClusterRouting: the router's questions ----------------------------------------------------------
+
+  byName(sender: Session, frame: Frame, at: AtAddress, hashKey: string | undefined, local: NameGroup | undefined, targets: Session[]): boolean {
+    if (isPeer(sender)) return false;
+    this.resetTouched();
+    const remote = this.remote;
+    if (at.mode === AtMode.Everyone || at.mode === AtMode.All) {
+      const holders = at.mode === AtMode.Everyone ? remote.named : remote.names.get(at.name);
+      if (holders === undefined || holders.size === 0) return false;
+      if (!this.bus.linkUp) {
+        this.linkDownAlarm(sender, frame, holders.size);
+        return false;
+      }
+      for (const link of holders.keys()) targets.push(link.session);
+      return false;
+    }
+    const holders = remote.names.get(at.name);
+    // Link down: only local members are reachable (none: the router answers 4004).
+    if (holders === undefined || holders.size === 0 || !this.bus.linkUp) {
+      if (holders !== undefined && holders.size > 0) ClusterStats.inc(this.stats.dropped, 'link_down_name');
+      return false;
+    }
+    const members = local === undefined ? 0 : local.members.length - (sender.name === at.name ? 1 : 0);
+    if (at.mode === AtMode.Hash) {
+      // Weighted rendezvous over the nodes (docs/cluster.md), then the node's own rendezvous over its members.
+      const key = hashKey !== undefined && hashKey.length > 0 ? hashKey : sender.connection.remoteAddress;
+      let best: PeerLink | null = null;
+      let bestScore = members > 0 ? weightedScore(key, this.nodeId, members) : -1;
+      for (const [link, count] of holders) {
+        const score = weightedScore(key, link.node, count);
+        if (score > bestScore) {
+          best = link;
+          bestScore = score;
+        }
+      }
+      if (best === null) return false;
+      if (hashKey === undefined || hashKey.length === 0) {
+        best.connection.nextHashKey = key;
+        this.touched.push(best);
+      }
+      targets.push(best.session);
+      return true;
+    }
+    // Round robin with fair shares: the local node and each peer node take turns by their member counts.
+    const links = this.scratch;
+    const weights = this.weights;
+    links.length = 0;
+    weights.length = 0;
+    weights.push(members);
+    let total = members;
+    for (const [link, count] of holders) {
+      links.push(link);
+      weights.push(count);
+      total += count;
+    }
+    const choice = weightedTurn(this.nextCursor(`n\u0000${at.name}`), weights, total);
+    if (choice === 0) return false;
+    targets.push(links[choice - 1].session);
+    return true;
+  }
+
+  groupsElsewhere(sender: Session, event: string, localGroups: readonly QueueGroup<Session>[]): ReadonlySet<string> | null {
+    this.resetTouched();
+    const skip = this.skip;
+    skip.clear();
+    if (isPeer(sender)) {
+      // The origin chose which node serves each group; this node serves the ones it was given.
+      if (localGroups.length === 0) return null;
+      const served = this.incomingGroups === null ? null : this.incomingGroups.split('\n');
+      for (const g of localGroups) if (served === null || !served.includes(g.name)) skip.add(g.name);
+      return skip.size === 0 ? null : skip;
+    }
+    if (!this.bus.linkUp) return null;
+    const match = this.remote.index.match(event);
+    if (match.groups.length === 0) return null;
+    const links = this.scratch;
+    const weights = this.weights;
+    for (const group of match.groups) {
+      const localGroup = localGroups.find((g) => g.name === group.name);
+      const members = localGroup === undefined ? 0 : localGroup.members.length - (localGroup.members.includes(sender) ? 1 : 0);
+      const total = this.weigh(group.members, members);
+      if (total === 0) continue;
+      const choice = weightedTurn(this.nextCursor(`g\u0000${group.name}`), weights, total);
+      if (choice === 0) continue;
+      const link = links[choice - 1];
+      skip.add(group.name);
+      if (link.groups === null) {
+        link.groups = [];
+        this.touched.push(link);
+      }
+      link.groups.push(group.name);
+    }
+    return skip.size === 0 ? null : skip;
+  }
+
+  addPeers(sender: Session, frame: Frame, event: string, targets: Session[]): void {
+    if (isPeer(sender)) return;
+    const match = this.remote.index.match(event);
+    if (match.subscribers.length === 0 && this.touched.length === 0) {
+      if (match.groups.length > 0 && !this.bus.linkUp) this.linkDownAlarm(sender, frame, match.groups.length);
+      return;
+    }
+    if (!this.bus.linkUp) {
+      this.linkDownAlarm(sender, frame, match.subscribers.length + match.groups.length);
+      return;
+    }
+    const stamp = ++this.stamp;
+    for (const entry of match.subscribers) {
+      const link = entry.link;
+      if (link.mark === stamp) continue;
+      link.mark = stamp;
+      targets.push(link.session);
+    }
+    for (const link of this.touched) {
+      if (link.groups === null) continue;
+      link.connection.nextGroups = link.groups.join('\n');
+      if (link.mark === stamp) continue;
+      link.mark = stamp;
+      targets.push(link.session);
+    }
+  }
+
+  pickPeer(sender: Session, event: string, localCandidates: number, targets: Session[]): boolean {
+    if (isPeer(sender)) return false;
+    const match = this.remote.index.match(event);
+    if (match.subscribers.length === 0 && match.groups.length === 0) return false;
+    // Link down: local candidates only (none: the router answers 4004).
+    if (!this.bus.linkUp) {
+      ClusterStats.inc(this.stats.dropped, 'link_down_request');
+      return false;
+    }
+    const weights = this.weights;
+    let total = this.weigh(match.subscribers, localCandidates);
+    for (const group of match.groups) total += this.weighMore(group.members);
+    if (total === localCandidates) return false;
+    const choice = weightedTurn(this.nextCursor(`r\u0000${event}`), weights, total);
+    if (choice === 0) return false;
+    targets.push(this.scratch[choice - 1].session);
+    return true;
+  }
+
+  subscriptionChanged(pattern: string, group: string, delta: number): void {
+    this.local.change(eventKey(pattern, group), delta);
+  }
+
+  /** Fills scratch/weights with [local, ...links] from `entries` (counts summed per node); returns the total. */
+  private weigh(entries: readonly RemoteEntry<PeerLink>[], local: number): number {
+    const links = this.scratch;
+    const weights = this.weights;
+    links.length = 0;
+    weights.length = 0;
+    weights.push(local);
+    const stamp = ++this.stamp;
+    for (const link of this.links.values()) link.weight = 0;
+    let total = local;
+    for (const entry of entries) {
+      const link = entry.link;
+      if (link.mark !== stamp) {
+        link.mark = stamp;
+        links.push(link);
+      }
+      link.weight += entry.count;
+      total += entry.count;
+    }
+    for (let i = 0; i < links.length; i++) weights.push(links[i].weight);
+    return total;
+  }
+
+  /** Adds `entries` to the weights weigh() started (same stamp); returns the count added. */
+  private weighMore(entries: readonly RemoteEntry<PeerLink>[]): number {
+    const links = this.scratch;
+    const weights = this.weights;
+    const stamp = this.stamp;
+    let added = 0;
+    for (const entry of entries) {
+      const link = entry.link;
+      if (link.mark !== stamp) {
+        link.mark = stamp;
+        link.weight = 0;
+        links.push(link);
+        weights.push(0);
+      }
+      weights[links.indexOf(link) + 1] += entry.count;
+      added += entry.count;
+    }
+    return added;
+  }
+
+  private nextCursor(key: string): number {
+    const cursors = this.cursors;
+    let cursor = cursors.get(key);
+    if (cursor === undefined) {
+      cursor = 0;
+      if (cursors.size >= CURSORS) cursors.delete(cursors.keys().next().value as string);
+    }
+    cursors.set(key, (cursor + 1) % 0x40000000);
+    return cursor;
+  }
+
+  private resetTouched(): void {
+    const touched = this.touched;
+    if (touched.length === 0) return;
+    for (const link of touched) {
+      link.groups = null;
+      link.connection.nextGroups = null;
+      link.connection.nextHashKey = null;
+    }
+    touched.length = 0;
+  }
+
+  /** A Message some peer nodes wanted could not cross (the link is down): the sender is told (spec §6). */
+  private linkDownAlarm(sender: Session, frame: Frame, nodes: number): void {
+    ClusterStats.inc(this.stats.alarms, 'link_down');
+    if (frame.flag !== Flag.Message) return; // Requests are answered by the router (4004) or their stream
+    sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.ResponderGone,
+      `Not delivered to other nodes (${nodes} interested): the cluster link is down`);
+  }
+
+  // ----- local interest ----------------------------------------------------------------------------------
+
+  sessionOpened(session: Session): void {
+    if (session.name.length === 0) return;
+    this.named.add(session);
+    this.local.change(nameKey(session.name), 1);
+  }
+
+  sessionClosing(session: Session): void {
+    if (this.named.delete(session)) this.local.change(nameKey(session.name), -1);
+  }
+
+  sessionClosed(session: Session, wasOpen: boolean): void {
+    if (wasOpen) this.sessionClosing(session);
+  }
+
+  private scheduleAnnounce(): void {
+    if (this.announcePending) return;
+    this.announcePending = true;
+    setImmediate(() => {
+      this.announcePending = false;
+      if (this.local.pending > 0) this.bus.announce(this.local.takeChanges());
+    });
+  }
+
+  localInterest(): ReadonlyMap<string, number> {
+    return this.local.counts;
+  }
+
+  // ----- PeerOwner: batches out --------------------------------------------------------------------------
+
+  canSend(bytes: number): boolean {
+    return this.bus.canSend(bytes);
+  }
+
+  scheduleFlush(connection: PeerConnection): void {
+    if (connection.flushScheduled) return;
+    connection.flushScheduled = true;
+    this.flushQueue.push(connection);
+    if (this.flushPending) return;
+    this.flushPending = true;
+    setImmediate(() => this.flushAll());
+  }
+
+  flushNow(connection: PeerConnection): void {
+    this.send(connection);
+  }
+
+  private flushAll(): void {
+    this.flushPending = false;
+    const queue = this.flushQueue;
+    for (let i = 0; i < queue.length; i++) {
+      queue[i].flushScheduled = false;
+      this.send(queue[i]);
+    }
+    queue.length = 0;
+  }
+
+  private send(connection: PeerConnection): void {
+    if (connection.frames === 0 || connection.closed) return;
+    const frames = connection.frames;
+    const { chunks, bytes } = connection.take();
+    this.bus.send(connection.node, chunks, bytes);
+    const counters = this.stats.peer(connection.node);
+    counters.framesOut += frames;
+    counters.bytesOut += bytes;
+  }
+
+  refused(connection: PeerConnection, frame: Buffer): void {
+    const link = this.links.get(connection.node);
+    const alarm = link === undefined ? null
+      : refusalAlarm(frame, `The cluster link to node '${connection.node}' is down or over its backlog`, this.broker!.settings.limits);
+    if (alarm === null) {
+      ClusterStats.inc(this.stats.dropped, 'link_down');
+      return;
+    }
+    ClusterStats.inc(this.stats.alarms, 'link_down');
+    // As if the node had answered: the stream fails through the usual path (spec §5), after this route.
+    setImmediate(() => {
+      if (!link!.session.closed) link!.session.connectionOnData(alarm);
+    });
+  }
+
+  incomingAddress(connection: PeerConnection): string {
+    const link = this.incomingLink;
+    if (link !== null && link.connection === connection && this.incomingHash !== null) return this.incomingHash;
+    return `node:${connection.node}`;
+  }
+
+  // ----- ClusterBusEvents --------------------------------------------------------------------------------
+
+  peerUp(node: string, incarnation: string): void {
+    this.ensureLink(node, incarnation);
+  }
+
+  peerDown(node: string, reason: string): void {
+    const link = this.links.get(node);
+    // Dropped because this node lost its link: the node's last known interest stays, so that sends it would
+    // have wanted get an Alarm rather than silence, until the link is back and the node announces again.
+    if (link !== undefined) this.dropLink(link, reason, !this.bus.linkUp);
+  }
+
+  peerInterest(node: string, incarnation: string, entries: Iterable<[string, number]>, full: boolean): void {
+    const link = this.ensureLink(node, incarnation);
+    if (link === null) return;
+    if (full) this.remote.clear(link);
+    for (const [key, count] of entries) this.remote.apply(link, key, count);
+  }
+
+  frames(node: string, incarnation: string, batch: Buffer, offset: number): void {
+    const link = this.ensureLink(node, incarnation);
+    if (link === null) return;
+    this.incomingLink = link;
+    let frames: number;
+    try {
+      frames = readRecords(batch, offset, this);
+    } finally {
+      this.incomingLink = null;
+      this.incomingGroups = null;
+      this.incomingHash = null;
+    }
+    if (frames < 0) {
+      this.stats.badBatches++;
+      this.logger.warn({ event: 'cluster_bad_batch', node, bytes: batch.length - offset }, 'undecodable batch from a peer node: dropped');
+      return;
+    }
+    link.counters.framesIn += frames;
+    link.counters.bytesIn += batch.length - offset;
+  }
+
+  run(batch: Buffer, start: number, end: number): void {
+    this.incomingGroups = null;
+    this.incomingHash = null;
+    this.incomingLink!.session.connectionOnData(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
+  }
+
+  record(groups: string | null, hashKey: string | null, batch: Buffer, start: number, end: number): void {
+    this.incomingGroups = groups;
+    this.incomingHash = hashKey;
+    this.incomingLink!.session.connectionOnData(batch.subarray(start, end));
+  }
+
+  /** Forgets the interest kept of nodes dropped while the link was down (of `node` only, when given). */
+  private clearOrphans(node?: string): void {
+    if (this.orphans.length === 0) return;
+    let kept = 0;
+    for (const orphan of this.orphans) {
+      if (node === undefined || orphan.node === node) this.remote.clear(orphan);
+      else this.orphans[kept++] = orphan;
+    }
+    this.orphans.length = kept;
+  }
+
+  link(up: boolean): void {
+    if (up) this.clearOrphans();
+    if (up === this.stats.linkUp) return;
+    this.stats.linkUp = up;
+    if (!up) this.stats.linkDowns++;
+    if (up) this.logger.info({ event: 'cluster_link_up', node: this.nodeId }, 'cluster link up');
+    else this.logger.warn({ event: 'cluster_link_down', node: this.nodeId }, 'cluster link down: routing among local sessions only');
+  }
+
+  // ----- peers -------------------------------------------------------------------------------------------
+
+  /** The link of `node`'s current incarnation, made on first sight; a new incarnation replaces the old. */
+  private ensureLink(node: string, incarnation: string): PeerLink | null {
+    if (node === this.nodeId) return null;
+    let link = this.links.get(node);
+    if (link !== undefined && (link.incarnation !== incarnation || link.session.closed)) {
+      this.dropLink(link, link.session.closed ? 'peer session closed' : 'restarted (new incarnation)');
+      link = undefined;
+    }
+    if (link !== undefined) return link;
+    this.clearOrphans(node);
+    const connection = new PeerConnection(this, node, incarnation, this.options.maxBatchBytes);
+    const session = peerSession(this.broker!, connection, this.options.peerStreams);
+    link = new PeerLink(node, incarnation, connection, session, this.stats.peer(node));
+    this.links.set(node, link);
+    this.stats.peersUp = this.links.size;
+    this.logger.info({ event: 'cluster_peer_up', node, incarnation }, 'peer node up');
+    return link;
+  }
+
+  private dropLink(link: PeerLink, reason: string, keepInterest = false): void {
+    if (this.links.get(link.node) !== link) return;
+    this.links.delete(link.node);
+    if (keepInterest) this.orphans.push(link);
+    else this.remote.clear(link);
+    this.stats.peersUp = this.links.size;
+    // Streams waiting on the node fail with 5003, its own requests are forgotten (spec §5).
+    link.session.close('peer_down', null, reason, true);
+    this.logger.warn({ event: 'cluster_peer_down', node: link.node, reason }, 'peer node down');
+  }
+
+  /** Every node with its interest counts and traffic (for /nodez), this one first. */
+  summary(): NodeSummary[] {
+    let patterns = 0;
+    let subscriptions = 0;
+    let names = 0;
+    let named = 0;
+    for (const [key, count] of this.local.counts) {
+      if (key.charCodeAt(0) === 101 /* e */) {
+        patterns++;
+        subscriptions += count;
+      } else {
+        names++;
+        named += count;
+      }
+    }
+    const out: NodeSummary[] = [{
+      node: this.nodeId, incarnation: this.bus.incarnation, self: true, since: new Date(this.startedAt).toISOString(),
+      patterns, subscriptions, names, named, framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0,
+    }];
+    for (const link of this.links.values()) {
+      const c = link.counters;
+      out.push({
+        node: link.node, incarnation: link.incarnation, self: false, since: new Date(link.since).toISOString(),
+        ...this.remote.summary(link), framesOut: c.framesOut, bytesOut: c.bytesOut, framesIn: c.framesIn, bytesIn: c.bytesIn,
+      });
+    }
+    return out;
+  }
+}
+
+function isPeer(session: Session): boolean {
+  return session.connection.transport === 'cluster';
+}
+
+/** Weighted rendezvous score (-w / ln u): a node's chance to win a key is its share of the weights. */
+function weightedScore(key: string, node: string, weight: number): number {
+  const u = (rendezvousScore(key, node) + 0.5) / 4294967296;
+  return -weight / Math.log(u);
+}
