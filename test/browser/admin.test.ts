@@ -11,10 +11,11 @@
  * shows them); otherwise to the temporary folder. Chromium is installed by .ci/run; without it the test fails
  * under CI and is skipped elsewhere.
  */
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, skipWithoutChromium } from '../support/chromium.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,11 +23,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { connect, type Client } from '../../src/client/index.js';
 import { eventually } from '../support/broker.js';
 
-const CHROMIUM = process.env.SOCKETD_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const INSTALL = 'apt-get install -y --no-install-recommends chromium';
-const missing = !existsSync(CHROMIUM);
-const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-const skip = missing && !inCi ? `${CHROMIUM} is missing: install it with \`${INSTALL}\` (.ci/run does)` : false;
+const skip = skipWithoutChromium;
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const BIN = join(ROOT, 'bin/socketd-broker.js');
@@ -35,16 +32,6 @@ const TOKEN = 'dashboard-test-token';
 /** The test runs on 127.0.0.1, which this list leaves out. */
 const NOT_US = '[10.0.0.0/8]';
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 interface Ports {
   tcp: number;
@@ -103,7 +90,7 @@ async function launch(width: number, height: number): Promise<{ context: Browser
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ARGS,
+    args: [...CHROMIUM_ARGS],
     viewport: { width, height },
     // The page's Content-Security-Policy forbids evaluating strings, which waitForFunction does; the policy
     // itself is checked on the response.
@@ -144,7 +131,7 @@ async function rowTexts(page: Page): Promise<string[]> {
 }
 
 test('the admin page: token, sessions over tcp, ws and udp, moving charts, disconnect, unreachable', { skip, timeout: 240_000 }, async (t) => {
-  if (missing) assert.fail(`${CHROMIUM} is missing, so the browser test cannot run: CI installs it in .ci/run (${INSTALL})`);
+  requireChromium();
 
   const broker = new BrokerProcess({ SOCKETD_ADMIN_TOKEN: TOKEN, SOCKETD_HTTP__ADMIN_TRUSTED: NOT_US });
   const clients: Client[] = [];
@@ -297,7 +284,7 @@ test('the admin page: token, sessions over tcp, ws and udp, moving charts, disco
 });
 
 test('the admin page without a token, from an address not on http.adminTrusted: 401 and a plain explanation', { skip, timeout: 120_000 }, async () => {
-  if (missing) assert.fail(`${CHROMIUM} is missing, so the browser test cannot run: CI installs it in .ci/run (${INSTALL})`);
+  requireChromium();
 
   const broker = new BrokerProcess({ SOCKETD_HTTP__ADMIN_TRUSTED: NOT_US });
   let browser: Awaited<ReturnType<typeof launch>> | null = null;
@@ -322,7 +309,7 @@ test('the admin page without a token, from an address not on http.adminTrusted: 
 });
 
 test('the admin page with the defaults, from loopback: no token asked, actions greyed out until a token is set', { skip, timeout: 120_000 }, async () => {
-  if (missing) assert.fail(`${CHROMIUM} is missing, so the browser test cannot run: CI installs it in .ci/run (${INSTALL})`);
+  requireChromium();
 
   const broker = new BrokerProcess({});
   let browser: Awaited<ReturnType<typeof launch>> | null = null;

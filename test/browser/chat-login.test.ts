@@ -7,9 +7,10 @@
  * Chromium as in chat.test.ts: installed by .ci/run; without it the test fails under CI and is skipped
  * elsewhere.
  */
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, skipWithoutChromium } from '../support/chromium.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -17,17 +18,11 @@ import { connect, type Client } from '../../src/client/index.js';
 import { eventually, ports, startTestBroker } from '../support/broker.js';
 import { postJson, startLoginBackend } from '../support/login-backend.js';
 
-const CHROMIUM = process.env.SOCKETD_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const INSTALL = 'apt-get install -y --no-install-recommends chromium';
-const missing = !existsSync(CHROMIUM);
-const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-const skip = missing && !inCi ? `${CHROMIUM} is missing: install it with \`${INSTALL}\` (.ci/run does)` : false;
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync'];
+const skip = skipWithoutChromium;
 const SECRET = 'browser-login-test-secret-0123456789abcdef';
 
 test('the chat page with a login: a JWT per user, its own name and its rooms only', { skip, timeout: 180_000 }, async () => {
-  if (missing) assert.fail(`${CHROMIUM} is missing, so the browser test cannot run: CI installs it in .ci/run (${INSTALL})`);
+  requireChromium();
   process.env.SOCKETD_BROWSER_JWT_SECRET = SECRET;
   const login = await startLoginBackend(SECRET);
   const broker = await startTestBroker({ access: { anonymous: false, jwt: { secretEnv: 'SOCKETD_BROWSER_JWT_SECRET' } } });
@@ -41,7 +36,7 @@ test('the chat page with a login: a JWT per user, its own name and its rooms onl
     const heard: { from: string; text: string }[] = [];
     await bob.on('chat.room.team1', (m) => void heard.push(m.json()), { presence: true });
 
-    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 60_000 });
+    context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS], timeout: 60_000 });
     const page = context.pages()[0] ?? await context.newPage();
     const response = await page.goto(`http://127.0.0.1:${p.http}/examples/chat/?ws=${p.ws}&login=${encodeURIComponent(login.url)}`, { waitUntil: 'load', timeout: 30_000 });
     assert.equal(response?.status(), 200);

@@ -7,32 +7,18 @@
  * Chromium is installed by .ci/run. Without /usr/bin/chromium the test fails under CI (CI is set) and is
  * skipped elsewhere, with the install line as the reason.
  */
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, skipWithoutChromium } from '../support/chromium.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { connect, type Client } from '../../src/client/index.js';
 import { eventually, ports, startTestBroker } from '../support/broker.js';
 
-/** Debian's chromium; SOCKETD_TEST_CHROMIUM points elsewhere (used to check the missing-browser paths). */
-const CHROMIUM = process.env.SOCKETD_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const INSTALL = 'apt-get install -y --no-install-recommends chromium';
-const missing = !existsSync(CHROMIUM);
-const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
-const skip = missing && !inCi ? `${CHROMIUM} is missing: install it with \`${INSTALL}\` (.ci/run does)` : false;
+const skip = skipWithoutChromium;
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 const ROOM = 'lobby';
 const ROOM_EVENT = `chat.room.${ROOM}`;
@@ -52,7 +38,7 @@ async function messageTexts(page: Page): Promise<string[]> {
 }
 
 test('the example chat page (browser build over ws) and a Node SDK client talk in a room', { skip, timeout: 180_000 }, async (t) => {
-  if (missing) assert.fail(`${CHROMIUM} is missing, so the browser test cannot run: CI installs it in .ci/run (${INSTALL})`);
+  requireChromium();
 
   const broker = await startTestBroker();
   const p = ports(broker);
@@ -78,7 +64,7 @@ test('the example chat page (browser build over ws) and a Node SDK client talk i
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ARGS,
+      args: [...CHROMIUM_ARGS],
       viewport: { width: 1000, height: 640 },
       timeout: 60_000,
     });

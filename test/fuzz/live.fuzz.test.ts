@@ -9,6 +9,7 @@
  * clients'. Seeded: FUZZ_SEED=<n> replays a run (the seed is printed, and named in every failure);
  * FUZZ_MS sets the fuzzing time (default 6000 ms).
  */
+import { prng } from '../support/fixtures.js';
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
@@ -26,17 +27,6 @@ const CONTROL_BOUND_MS = 5000;
 const HEAP_GROWTH_BOUND = 24 * 1024 * 1024;
 const RSS_GROWTH_BOUND = 128 * 1024 * 1024;
 
-/** mulberry32: a small seeded PRNG, so a run can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   /** Seeded random bytes, made once: frames take slices of it, so making a 70 KB frame costs no loop. */
