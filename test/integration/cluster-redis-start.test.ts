@@ -6,7 +6,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag } from '../../src/protocol/index.js';
-import { RedisServer } from '../support/redis.js';
+import { RedisServer, skipWithoutRedis } from '../support/redis.js';
 import { eventually, ports, startTestBroker } from '../support/broker.js';
 import { getJson } from '../support/broker-process.js';
 import { closeAll, connect } from '../support/integration.js';
@@ -14,7 +14,7 @@ import { isMessage, subscribe } from '../support/events.js';
 
 const WAIT_MS = 15_000;
 
-it('starts without Redis, routes locally, reports degraded, and joins the cluster once Redis is up', async () => {
+it('starts without Redis, routes locally, reports degraded, and joins the cluster once Redis is up', { skip: skipWithoutRedis }, async () => {
   const redis = await RedisServer.start();
   await redis.stop();
   const cluster = (nodeId: string) => ({ cluster: { redis: redis.url, nodeId, heartbeatMs: 100, nodeTimeoutMs: 500, connectTimeoutMs: 200 } });

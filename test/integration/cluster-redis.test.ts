@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { RawClient } from '../support/raw-client.js';
 import { BrokerProcess, getJson, type ProcessPorts } from '../support/broker-process.js';
-import { RedisServer } from '../support/redis.js';
+import { RedisServer, skipWithoutRedis } from '../support/redis.js';
 import { eventually } from '../support/broker.js';
 import { closeAll, metaOf, sleep } from '../support/integration.js';
 import { assertAlarm, autoReply, isMessage, subscribe } from '../support/events.js';
@@ -64,7 +64,7 @@ function dataOf(frames: readonly Frame[]): string[] {
   return frames.map((f) => f.data.toString());
 }
 
-describe('cluster over Redis: three broker processes', () => {
+describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis }, () => {
   let redis: RedisServer;
   let a: Node;
   let b: Node;

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { Flag } from '../../src/protocol/index.js';
 import { RawClient } from '../support/raw-client.js';
 import { BrokerProcess, getJson } from '../support/broker-process.js';
-import { RedisServer } from '../support/redis.js';
+import { RedisServer, skipWithoutRedis } from '../support/redis.js';
 import { eventually } from '../support/broker.js';
 import { closeAll, sleep } from '../support/integration.js';
 import { isMessage, subscribe } from '../support/events.js';
@@ -38,7 +38,7 @@ describe('--workers', () => {
     assert.match(broker.stderr, /cluster\.workers \(2\) above 1 needs cluster\.redis/);
   });
 
-  describe('with Redis', () => {
+  describe('with Redis', { skip: skipWithoutRedis }, () => {
     let redis: RedisServer;
     let broker: BrokerProcess;
     const clients: RawClient[] = [];

@@ -13,6 +13,16 @@ export function redisAvailable(): boolean {
   return existsSync(REDIS_SERVER);
 }
 
+const inCi = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
+
+/**
+ * The `skip` option of a test that needs Redis: a reason on a developer's machine without redis-server; under
+ * CI false, so that a missing redis-server fails the test (.ci/run installs it).
+ */
+export const skipWithoutRedis: string | false = !redisAvailable() && !inCi
+  ? `${REDIS_SERVER} is missing: install it with \`apt-get install -y --no-install-recommends redis-server\` (.ci/run does)`
+  : false;
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
