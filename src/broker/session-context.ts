@@ -8,6 +8,8 @@ import type { Session } from './session.js';
 import type { BrokerSettings } from './settings.js';
 import type { BrokerStats } from './stats.js';
 import type { StreamTable } from './streams.js';
+import type { QueuedBytes } from './queued-bytes.js';
+import type { TimerWheel } from './timer-wheel.js';
 
 export interface SessionContext {
   readonly settings: BrokerSettings;
@@ -16,6 +18,10 @@ export interface SessionContext {
   readonly router: Router;
   readonly streams: StreamTable;
   readonly access: AccessPolicy;
+  /** The sessions' deadlines (handshake, idle, congestion): one entry per session, re-armed at expiry. */
+  readonly deadlines: TimerWheel;
+  /** The running total of queued bytes for the memory budget (spec §7); null: queues are not tracked. */
+  readonly queued: QueuedBytes | null;
   /** Takes a token from the broker-wide handshake rate limit; false refuses the handshake. */
   admitHandshake(now: number): boolean;
   /** The handshake succeeded: register the session. */

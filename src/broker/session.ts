@@ -20,6 +20,7 @@ import type { SessionContext } from './session-context.js';
 import { BrokerStats } from './stats.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Stream } from './streams.js';
+import type { Expirable } from './timer-wheel.js';
 
 export const enum SessionState {
   AwaitConnect = 0,
@@ -33,7 +34,7 @@ export const PROTOCOL_META = 'Socket.D=1.0';
 /** Before the handshake nothing is routed, so the placeholder's rules are never consulted. */
 const NO_PERMISSIONS = new Permissions('', ALL_PERMISSIONS);
 
-export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
+export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Expirable {
   state = SessionState.AwaitConnect;
   /** The `@` name claimed in the handshake ('' when none). */
   name = '';
@@ -56,6 +57,14 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   /** The last event checked for this session (EventRouter): an event is remembered once it repeats. */
   lastChecked = '';
 
+  // The session's one deadline on the broker's session wheel (handshake, idle, congestion: spec §3, §7),
+  // owned by the wheel. Traffic never touches it: it only moves lastSeen, and the deadline, when it comes,
+  // checks lastSeen and re-arms for the time left (see onExpire).
+  deadline = 0;
+  wheelSlot = -1;
+  wheelPrev: Expirable | null = null;
+  wheelNext: Expirable | null = null;
+
   // The three maps below are made on first use: most sessions never open, answer or fragment a stream, and
   // an empty Map is about 100 B per idle connection (bench S4).
   private legsMap: Map<number, Stream> | null = null;
@@ -74,16 +83,19 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   private readingStopped = false;
   private readonly decoder: FrameDecoder | null;
   private readonly messageDecoder: MessageDecoder | null;
+  /** fastPaths.bareControlFrames (see onBare). */
+  private readonly bareFrames: boolean;
 
   constructor(
     private readonly ctx: SessionContext,
     readonly connection: Connection,
     readonly id: string,
   ) {
-    this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this);
+    this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this, ctx.queued);
     const fps = ctx.settings.framesPerSecond;
     this.frameBucket = fps > 0 ? new TokenBucket(fps, fps, this.createdAt) : null;
     const limits = sessionLimits(ctx.settings.limits, connection, ctx.settings.udpMaxDatagram);
+    this.bareFrames = ctx.settings.bareControlFrames;
     if (connection.framing === 'stream') {
       this.decoder = new FrameDecoder(limits);
       this.messageDecoder = null;
@@ -142,6 +154,50 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   start(): void {
     this.connection.start(this);
+    if (this.state !== SessionState.Closed) this.ctx.deadlines.schedule(this, this.ctx.settings.handshakeTimeoutMs);
+  }
+
+  /**
+   * The session's deadline came (the session wheel): closes it past the handshake timeout (1002), congested
+   * past the congestion timeout (a slow consumer, spec §7) or silent past the idle timeout (1001, spec §3);
+   * otherwise re-arms for the nearest of these still ahead. A session whose reading we paused is not
+   * silent by its own doing: its idle clock restarts when reading resumes.
+   */
+  onExpire(now: number): void {
+    if (this.state === SessionState.Closed) return;
+    const settings = this.ctx.settings;
+    if (this.state === SessionState.AwaitConnect) {
+      const left = this.createdAt + settings.handshakeTimeoutMs - now;
+      if (left > 0) this.ctx.deadlines.schedule(this, left);
+      else this.close('handshake_timeout', CloseCode.ProtocolIllegal, `no Connect within ${settings.handshakeTimeoutMs} ms`);
+      return;
+    }
+    let next = settings.idleTimeoutMs;
+    const outbound = this.outbound;
+    if (outbound.congested) {
+      const left = outbound.congestedSince + settings.outbound.congestionTimeoutMs - now;
+      if (left <= 0) {
+        this.congestionExpired(now);
+        return;
+      }
+      next = left;
+    }
+    if (!this.readingStopped) {
+      const left = this.lastSeen + settings.idleTimeoutMs - now;
+      if (left <= 0) {
+        this.close('idle_timeout', CloseCode.ProtocolClose, `silent for ${settings.idleTimeoutMs} ms`);
+        return;
+      }
+      if (left < next) next = left;
+    }
+    this.ctx.deadlines.schedule(this, next);
+  }
+
+  /** The outbound queue became congested: the deadline moves up to the congestion timeout if later. */
+  outboundOnCongested(since: number): void {
+    if (this.state === SessionState.Closed) return;
+    const due = since + this.ctx.settings.outbound.congestionTimeoutMs;
+    if (this.wheelSlot === -1 || this.deadline > due) this.ctx.deadlines.schedule(this, Math.max(0, due - Date.now()));
   }
 
   // ----- connection events -------------------------------------------------------------------------------
@@ -154,6 +210,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
       this.decoder.push(data, this);
       return;
     }
+    // A bare Ping or Pong over a message transport: 8 bytes whose length prefix says 8 (spec §1).
+    if (data.length === 8 && data.readInt32BE(0) === 8 && this.onBare(data.readInt32BE(4))) return;
     const result = this.messageDecoder!.decode(data);
     if (result instanceof Frame) this.onFrame(result);
     else this.onFrameError(result);
@@ -176,6 +234,17 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   }
 
   // ----- frames ------------------------------------------------------------------------------------------
+
+  /**
+   * Heartbeats without a Frame (fastPaths.bareControlFrames): an open session's 8-byte Ping is answered with
+   * the shared Pong buffer, its Pong taken. Anything else is left to onFrame (returns false).
+   */
+  onBare(flag: number): boolean {
+    if (!this.bareFrames || this.state !== SessionState.Open || (flag !== Flag.Ping && flag !== Flag.Pong)) return false;
+    this.ctx.stats.framesInByFlag[flag]++;
+    if (flag === Flag.Ping) this.sendControl(PONG);
+    return true;
+  }
 
   onFrame(frame: Frame): void {
     this.ctx.stats.framesInByFlag[frame.flag & 63]++;
@@ -266,6 +335,9 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.params = params;
     this.state = SessionState.Open;
     this.openedAt = Date.now();
+    // The deadline armed for the handshake may lie beyond the idle one (handshake timeout > idle timeout).
+    const idleMs = this.ctx.settings.idleTimeoutMs;
+    if (this.deadline > this.openedAt + idleMs) this.ctx.deadlines.schedule(this, idleMs);
     // Connack echoes the Connect's sid, event and data (spec §3, fixtures b1/b2).
     this.sendControl(encodeFrame({ flag: Flag.Connack, sid: frame.sid, event: frame.event, meta: PROTOCOL_META, data: frame.data }));
     this.ctx.sessionOnOpen(this);
@@ -439,6 +511,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.state = SessionState.Closed;
     this.closeReason = reason;
     this.decoder?.stop();
+    this.ctx.deadlines.cancel(this);
     this.releaseFeeders();
     if (this.pausedOn !== null) {
       for (const target of this.pausedOn) target.feeders?.delete(this);

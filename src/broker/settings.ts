@@ -25,7 +25,10 @@ export interface BrokerSettings {
   idleTimeoutMs: number;
   requestTimeoutMs: number;
   streamTimeoutMs: number;
-  /** How often sessions are checked for handshake and idle timeouts. */
+  /**
+   * Resolution of the sessions' handshake, idle and congestion deadlines (a timer wheel: each session holds
+   * one entry, re-armed when it expires; nothing visits every session).
+   */
   sweepIntervalMs: number;
   /** Resolution of request/stream/fragment deadlines. */
   timerResolutionMs: number;
@@ -53,8 +56,16 @@ export interface BrokerSettings {
   memoryBudgetBytes: number;
   /** Reading resumes once the queued bytes fall below this. */
   memoryLowWaterBytes: number;
-  /** How often the queued bytes are summed against the budget. */
+  /**
+   * How often the running total of queued bytes is brought up to date and held against the budget (only
+   * the queues that took bytes since are read; no check runs while nothing is queued).
+   */
   budgetCheckMs: number;
+  /**
+   * Fast path (principle 8): an 8-byte Ping is answered, and an 8-byte Pong taken, without decoding it into
+   * a Frame object (a heartbeat allocates nothing). Off: every frame is decoded into a Frame first.
+   */
+  bareControlFrames: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
@@ -77,6 +88,7 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   memoryBudgetBytes: 1024 * MiB,
   memoryLowWaterBytes: 768 * MiB,
   budgetCheckMs: 100,
+  bareControlFrames: true,
 });
 
 /** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */

@@ -131,5 +131,6 @@ export function settingsFromConfig(config: BrokerConfig): BrokerSettings {
       congestionTimeoutMs: flow.congestionTimeoutMs,
     },
     forwardMessageBytes: config.fastPaths.forwardMessageBytes,
+    bareControlFrames: config.fastPaths.bareControlFrames,
   });
 }
