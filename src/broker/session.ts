@@ -38,8 +38,12 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
   state = SessionState.AwaitConnect;
   /** The `@` name claimed in the handshake ('' when none). */
   name = '';
-  /** Handshake params: URL query overlaid by Connect metas, values verbatim (spec §3). */
-  params: ReadonlyMap<string, string> = NO_PARAMS;
+  /**
+   * The handshake's URL and metas, kept as the two strings they arrived as: a Map of params per session
+   * was about 250 B of every idle session, for a value read once (see params).
+   */
+  private connectUrl = '';
+  private connectMeta = '';
   readonly createdAt = Date.now();
   openedAt = 0;
   lastSeen = this.createdAt;
@@ -77,7 +81,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
   /** Sessions paused because they fed this one's congested queue. */
   private feeders: Set<Session> | null = null;
   /** Frames-per-second limit (spec §8), null when off. */
-  private readonly frameBucket: TokenBucket | null;
+  private frameBucket: TokenBucket | null = null;
   /** True while the broker-wide memory budget holds every reader (spec §7). */
   private budgetPaused = false;
   private readingStopped = false;
@@ -92,8 +96,6 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     readonly id: string,
   ) {
     this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this, ctx.queued);
-    const fps = ctx.settings.framesPerSecond;
-    this.frameBucket = fps > 0 ? new TokenBucket(fps, fps, this.createdAt) : null;
     const limits = sessionLimits(ctx.settings.limits, connection, ctx.settings.udpMaxDatagram);
     this.bareFrames = ctx.settings.bareControlFrames;
     if (connection.framing === 'stream') {
@@ -146,6 +148,20 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
 
   get fragmentCount(): number {
     return this.fragmentsMap?.size ?? 0;
+  }
+
+  /**
+   * Handshake params: URL query overlaid by Connect metas, values verbatim (spec §3); empty before the
+   * handshake. Parsed anew on every call (read it once): nothing but the two strings is kept per session.
+   */
+  get params(): ReadonlyMap<string, string> {
+    return this.state === SessionState.AwaitConnect ? NO_PARAMS : handshakeParams(this.connectUrl, this.connectMeta);
+  }
+
+  /** Frames-per-second limit (spec §8); the bucket is made on the first routed frame, full. */
+  private takeFrameToken(): boolean {
+    const fps = this.ctx.settings.framesPerSecond;
+    return (this.frameBucket ??= new TokenBucket(fps, fps, this.lastSeen)).take(this.lastSeen);
   }
 
   get transport(): string {
@@ -253,7 +269,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
         case Flag.Message:
         case Flag.Request:
         case Flag.Subscribe:
-          if (this.frameBucket !== null && !this.frameBucket.take(this.lastSeen)) {
+          if (this.ctx.settings.framesPerSecond > 0 && !this.takeFrameToken()) {
             BrokerStats.inc(this.ctx.stats.dropped, 'rate_limited');
             this.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
               `Rate limited: more than ${this.ctx.settings.framesPerSecond} frames per second`);
@@ -332,7 +348,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     }
     this.permissions = admitted;
     this.name = name;
-    this.params = params;
+    this.connectUrl = url;
+    this.connectMeta = frame.metaString;
     this.state = SessionState.Open;
     this.openedAt = Date.now();
     // The deadline armed for the handshake may lie beyond the idle one (handshake timeout > idle timeout).

@@ -170,6 +170,13 @@ export function unmaskInPlace(buffer: Buffer, start: number, end: number, keyAt:
   if ((k0 | k1 | k2 | k3) !== 0) xorMask(buffer, start, end, k0, k1, k2, k3);
 }
 
+/**
+ * The connection a WebSocket or its socket belongs to: the listeners are shared by every connection and find
+ * theirs through this tag, so a connection holds no closures of its own (memory per idle session).
+ */
+const kConnection = Symbol('socketd.wsConnection');
+type Tagged<T> = T & { [kConnection]?: WsConnection };
+
 /** Node's Buffer constructor for views (what Buffer#subarray makes), without the species lookup. */
 const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
 
@@ -233,13 +240,14 @@ export class WsConnection implements Connection {
   private readonly highWaterMark: number;
   /** Drain is reported at half the high-water mark (see TcpConnection.lowWaterMark). */
   private readonly lowWaterMark: number;
-  private readonly sendDoneBound = (): void => this.checkDrain();
+  /** Completion callback for writes made while congested; created on first congestion. */
+  private writeDone: (() => void) | null = null;
   private handler: ConnectionHandler | null = null;
   /**
    * Frames written this tick, as head, body pairs (body may be undefined): framed and written in flush(), in
    * as few socket writes as possible, instead of one ws.send (two socket writes, a copy) per frame.
    */
-  private pending: (Buffer | undefined)[] = [];
+  private pending: (Buffer | undefined)[] | null = null;
   /** Wire bytes of the pending frames, WebSocket headers included. */
   private pendingBytes = 0;
   /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
@@ -259,7 +267,7 @@ export class WsConnection implements Connection {
   private readonly inboundMasked: boolean = false;
   private readonly maxPayload: number = 0;
   /** Bytes of an unfinished frame (or frame header) kept from earlier reads, and how many are needed. */
-  private keptParts: Buffer[] = [];
+  private keptParts: Buffer[] | null = null;
   private keptBytes = 0;
   private keptNeed = 0;
   /** Everything goes to the Receiver until it is back at a message boundary (e.g. inside fragments). */
@@ -287,19 +295,15 @@ export class WsConnection implements Connection {
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.lowWaterMark = Math.floor(this.highWaterMark / 2);
 
-    this.wsOnMessage = this.wsOnMessage.bind(this);
-    this.wsOnError = this.wsOnError.bind(this);
-    this.wsOnClose = this.wsOnClose.bind(this);
-    this.socketOnDrain = this.socketOnDrain.bind(this);
-    this.flush = this.flush.bind(this);
-    this.emitClose = this.emitClose.bind(this);
+    (ws as Tagged<WebSocket>)[kConnection] = this;
+    (socket as Tagged<net.Socket>)[kConnection] = this;
 
     // Fragmented messages arrive as one Buffer with 'nodebuffer' (ws concatenates them).
     ws.binaryType = 'nodebuffer';
-    ws.on('message', this.wsOnMessage);
-    ws.on('error', this.wsOnError);
-    ws.on('close', this.wsOnClose);
-    socket.on('drain', this.socketOnDrain);
+    ws.on('message', WsConnection.wsOnMessage);
+    ws.on('error', WsConnection.wsOnError);
+    ws.on('close', WsConnection.wsOnClose);
+    socket.on('drain', WsConnection.socketOnDrain);
 
     const internals = ws as unknown as WsInternals;
     const receiver = internals._receiver;
@@ -309,12 +313,10 @@ export class WsConnection implements Connection {
       this.inboundMasked = internals._isServer;
       this.maxPayload = receiver._maxPayload;
       this.delegating = !receiverAtBoundary(receiver);
-      this.socketOnData = this.socketOnData.bind(this);
-      this.socketOnClose = this.socketOnClose.bind(this);
       socket.removeListener('data', wsOnData as (chunk: Buffer) => void);
-      socket.on('data', this.socketOnData);
+      socket.on('data', WsConnection.socketOnData);
       // Before ws's own 'close' listener, which would pass bytes still buffered in a paused socket to its Receiver.
-      socket.prependListener('close', this.socketOnClose);
+      socket.prependListener('close', WsConnection.socketOnClose);
     }
     // Nothing is read until start(), so no message can arrive before there is a handler.
     ws.pause();
@@ -332,7 +334,7 @@ export class WsConnection implements Connection {
     if (this.handler !== null) throw new Error('WsConnection.start called twice');
     this.handler = handler;
     if (this.isClosed) {
-      process.nextTick(this.emitClose);
+      process.nextTick(WsConnection.emitCloseLater, this);
       return;
     }
     if (!this.userPaused) this.ws.resume();
@@ -344,7 +346,7 @@ export class WsConnection implements Connection {
     // One frame must be one message (spec §2): head and body become the payload of one WebSocket frame.
     const length = body === undefined ? head.length : head.length + body.length;
     const wireBytes = length + wsHeaderLength(length, this.masked);
-    this.pending.push(head, body);
+    (this.pending ??= []).push(head, body);
     this.pendingBytes += wireBytes;
     this.pendingCopyBytes += !this.masked && body !== undefined && body.length >= LARGE_BODY ? wireBytes - body.length : wireBytes;
     if (!this.flushScheduled) {
@@ -353,7 +355,7 @@ export class WsConnection implements Connection {
         this.tickCorked = true;
         this.socket.cork();
       }
-      setImmediate(this.flush);
+      setImmediate(WsConnection.flushLater, this);
     }
     // When ws reads by itself it may write a pong or close frame at any time: frames then go into the socket
     // at once (corked for the tick, as one writev), so nothing ws writes later can overtake them.
@@ -410,16 +412,16 @@ export class WsConnection implements Connection {
    */
   private writePending(): void {
     const pending = this.pending;
+    if (pending === null) return;
     const count = pending.length;
-    if (count === 0) return;
     let remaining = this.pendingCopyBytes;
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
     // Ended (peer FIN) or destroyed: nothing can be written any more.
     if (this.socket.destroyed || this.socket.writableEnded) return;
     const masked = this.masked;
-    const done = this.needDrain ? this.sendDoneBound : undefined;
+    const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
     let out: Buffer | null = null;
     let outStart = 0;
     let offset = 0;
@@ -471,7 +473,7 @@ export class WsConnection implements Connection {
   }
 
   private dropPending(): void {
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
   }
@@ -487,13 +489,45 @@ export class WsConnection implements Connection {
     this.handler?.connectionOnDrain();
   }
 
-  private wsOnMessage(data: Buffer, isBinary: boolean): void {
+  private static wsOnMessage(this: Tagged<WebSocket>, data: Buffer, isBinary: boolean): void {
+    this[kConnection]!.handleMessage(data, isBinary);
+  }
+
+  private static wsOnError(this: Tagged<WebSocket>, error: Error): void {
+    this[kConnection]!.handleWsError(error);
+  }
+
+  private static wsOnClose(this: Tagged<WebSocket>, code: number, reason: Buffer): void {
+    this[kConnection]!.handleWsClose(code, reason);
+  }
+
+  private static socketOnData(this: Tagged<net.Socket>, chunk: Buffer): void {
+    this[kConnection]!.handleData(chunk);
+  }
+
+  private static socketOnClose(this: Tagged<net.Socket>): void {
+    this[kConnection]!.handleSocketClose();
+  }
+
+  private static socketOnDrain(this: Tagged<net.Socket>): void {
+    this[kConnection]!.checkDrain();
+  }
+
+  private static flushLater(connection: WsConnection): void {
+    connection.flush();
+  }
+
+  private static emitCloseLater(connection: WsConnection): void {
+    connection.emitClose();
+  }
+
+  private handleMessage(data: Buffer, isBinary: boolean): void {
     if (this.isClosed || this.handler === null) return;
     if (isBinary) this.handler.connectionOnData(data);
     else this.handler.connectionOnInvalid('ws_text_message', `text message of ${data.length} bytes; frames must be binary (spec §2)`);
   }
 
-  private socketOnData(chunk: Buffer): void {
+  private handleData(chunk: Buffer): void {
     if (this.readingStopped) return;
     if (this.delegating) {
       this.delegate(chunk);
@@ -503,15 +537,16 @@ export class WsConnection implements Connection {
     // First complete a frame kept from earlier reads, copying only the bytes it still needs.
     while (this.keptBytes > 0) {
       const missing = this.keptNeed - this.keptBytes;
+      const kept = this.keptParts!;
       if (chunk.length - offset < missing) {
-        this.keptParts.push(offset === 0 ? chunk : chunk.subarray(offset));
+        kept.push(offset === 0 ? chunk : chunk.subarray(offset));
         this.keptBytes += chunk.length - offset;
         return;
       }
-      this.keptParts.push(chunk.subarray(offset, offset + missing));
+      kept.push(chunk.subarray(offset, offset + missing));
       offset += missing;
-      const joined = Buffer.concat(this.keptParts, this.keptNeed);
-      this.keptParts = [];
+      const joined = Buffer.concat(kept, this.keptNeed);
+      this.keptParts = null;
       this.keptBytes = 0;
       // Consumes the frame, or keeps it again with a larger need once its header is complete.
       this.parse(joined);
@@ -577,7 +612,7 @@ export class WsConnection implements Connection {
   }
 
   private keep(data: Buffer, offset: number, need: number): void {
-    this.keptParts.push(offset === 0 ? data : data.subarray(offset));
+    (this.keptParts ??= []).push(offset === 0 ? data : data.subarray(offset));
     this.keptBytes = data.length - offset;
     this.keptNeed = need;
   }
@@ -602,30 +637,26 @@ export class WsConnection implements Connection {
     return !this.delegating;
   }
 
-  private socketOnClose(): void {
+  private handleSocketClose(): void {
     // ws's 'close' listener (after this one) passes bytes still buffered in a paused socket to its Receiver;
     // they are cut here instead, so frames are cut in one place. read() emits 'data' only when no error was
     // emitted: our listener goes first so that the bytes are handled exactly once.
-    this.socket.removeListener('data', this.socketOnData);
+    this.socket.removeListener('data', WsConnection.socketOnData);
     if (!this.readingStopped && this.socket.readableLength > 0) {
       const rest = this.socket.read(this.socket.readableLength) as Buffer | null;
-      if (rest !== null) this.socketOnData(rest);
+      if (rest !== null) this.handleData(rest);
     }
     this.readingStopped = true;
-    this.keptParts = [];
+    this.keptParts = null;
     this.keptBytes = 0;
   }
 
-  private socketOnDrain(): void {
-    this.checkDrain();
-  }
-
-  private wsOnError(error: Error): void {
+  private handleWsError(error: Error): void {
     // ws closes the connection itself and emits 'close' afterwards; the error only decides the code.
     if (this.wsError === null) this.wsError = error;
   }
 
-  private wsOnClose(code: number, reason: Buffer): void {
+  private handleWsClose(code: number, reason: Buffer): void {
     this.dropPending();
     if (this.localReason !== null) this.finish('local', this.localReason);
     else if (this.wsError !== null) this.finish('error', this.wsError.message);
