@@ -141,8 +141,13 @@ export class RawLink {
     const raw = this.raw;
     if (raw === null || this.closed || !raw.writableNeedDrain) return Promise.resolve();
     return new Promise((resolve) => {
-      raw.once('drain', resolve);
-      raw.once('close', resolve);
+      const done = (): void => {
+        raw.removeListener('drain', done);
+        raw.removeListener('close', done);
+        resolve();
+      };
+      raw.on('drain', done);
+      raw.on('close', done);
     });
   }
 

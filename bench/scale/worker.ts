@@ -1,8 +1,8 @@
 /**
  * A client process of the scale bench (bench/scale.ts): opens its share of the sessions from its own loopback
  * source address, each named, with the bench's raw client (bench/lib/raw-socketd.ts); refused handshakes
- * (the broker's handshake rate limit) are retried after a random 200-600 ms. Once all are open it pings each
- * connection every `pingMs`, spread evenly over the period (a 50 ms tick pings its slice), until 'quiet'.
+ * (the broker's handshake rate limit) are retried after a random 200-600 ms. Every open connection pings
+ * every `pingMs`, spread evenly over the period (a 50 ms tick pings its slice), until 'quiet'.
  * Messages from the orchestrator: 'go' (open), 'quiet' (stop pinging), 'stop' (close all and report).
  */
 import { FLAG, PING, RawLink, connectFrame, frameMeta } from '../lib/raw-socketd.js';
@@ -117,11 +117,10 @@ function startPinging(): void {
 
 process.on('message', (m: { type: string }) => {
   if (m.type === 'go') {
+    // Sessions ping from the moment they are open, as clients do (a slow opening must not idle them out).
+    startPinging();
     openAll().then(
-      () => {
-        send({ type: 'opened', at: Date.now(), sessions: links.length, refused, failed });
-        startPinging();
-      },
+      () => send({ type: 'opened', at: Date.now(), sessions: links.length, refused, failed }),
       (error: Error) => send({ type: 'error', message: error.message }),
     );
   } else if (m.type === 'quiet') {

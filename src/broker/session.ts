@@ -13,6 +13,7 @@ import type { FrameLimits } from '../protocol/limits.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
 import { ALL_PERMISSIONS, Permissions } from './access.js';
 import { isValidSessionName } from './at-address.js';
+import type { AtRouteCache } from './at-route-cache.js';
 import type { FragmentRoute } from './fragment-route.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
 import type { PublishedEvent } from './published-event.js';
@@ -60,6 +61,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
   lastPublished: PublishedEvent | null = null;
   /** The last event checked for this session (EventRouter): an event is remembered once it repeats. */
   lastChecked = '';
+  /** This sender's remembered `@` route (Router), made on its first `@` frame; null until then. */
+  atRoute: AtRouteCache | null = null;
 
   // The session's one deadline on the broker's session wheel (handshake, idle, congestion: spec §3, §7),
   // owned by the wheel. Traffic never touches it: it only moves lastSeen, and the deadline, when it comes,

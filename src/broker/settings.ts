@@ -66,6 +66,12 @@ export interface BrokerSettings {
    * a Frame object (a heartbeat allocates nothing). Off: every frame is decoded into a Frame first.
    */
   bareControlFrames: boolean;
+  /**
+   * Fast path (principle 8): a sender's `@` meta, once it repeats, is remembered with its parsed address and
+   * permission check (AtRouteCache): its next frames with the same meta bytes are routed without decoding or
+   * checking the meta again. Off: every frame's meta is decoded and checked.
+   */
+  atRouteCache: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
@@ -89,6 +95,7 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   memoryLowWaterBytes: 768 * MiB,
   budgetCheckMs: 100,
   bareControlFrames: true,
+  atRouteCache: true,
 });
 
 /** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */

@@ -132,5 +132,6 @@ export function settingsFromConfig(config: BrokerConfig): BrokerSettings {
     },
     forwardMessageBytes: config.fastPaths.forwardMessageBytes,
     bareControlFrames: config.fastPaths.bareControlFrames,
+    atRouteCache: config.fastPaths.atRouteCache,
   });
 }

@@ -55,7 +55,7 @@ export interface BrokerConfig {
     memoryLowWaterBytes: number;
   };
   access: AccessSection;
-  fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number; bareControlFrames: boolean };
+  fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number; bareControlFrames: boolean; atRouteCache: boolean };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   /** Graceful shutdown (SIGTERM/SIGINT): how long sessions get to flush their queues and Close frames. */
   shutdown: { drainMs: number };
@@ -98,7 +98,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     memoryLowWaterBytes: DEFAULT_SETTINGS.memoryLowWaterBytes,
   },
   access: { anonymous: true, anonymousPermissions: ALL_PERMISSIONS, users: [] },
-  fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096, bareControlFrames: DEFAULT_SETTINGS.bareControlFrames },
+  fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096, bareControlFrames: DEFAULT_SETTINGS.bareControlFrames, atRouteCache: DEFAULT_SETTINGS.atRouteCache },
   log: { level: 'info', pretty: false },
   shutdown: { drainMs: 5_000 },
 });
@@ -152,7 +152,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     memoryBudgetBytes: positive(64 * 1024 * 1024 * 1024),
     memoryLowWaterBytes: positive(64 * 1024 * 1024 * 1024),
   },
-  fastPaths: { forwardMessageBytes: { kind: 'bool' }, matchCacheSize: { kind: 'int', min: 0, max: 10_000_000 }, bareControlFrames: { kind: 'bool' } },
+  fastPaths: { forwardMessageBytes: { kind: 'bool' }, matchCacheSize: { kind: 'int', min: 0, max: 10_000_000 }, bareControlFrames: { kind: 'bool' }, atRouteCache: { kind: 'bool' } },
   log: {
     level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     pretty: { kind: 'bool' },
