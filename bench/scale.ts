@@ -9,7 +9,7 @@
  * overruns its limit fails the run, and every process is stopped at the end.
  *
  *   node dist/bench/scale.js [--sessions=19000] [--workers=4] [--hold=60] [--quiet=30] [--ping=20]
- *                            [--concurrency=64] [--snapshot] [--profile]
+ *                            [--concurrency=64] [--snapshot] [--profile] [--node-args=...]
  *
  * `--snapshot` also has the broker write a V8 heap snapshot once all sessions are open (node
  * --heapsnapshot-signal), into the temporary directory printed at the end. Figures are printed and written to
@@ -39,6 +39,8 @@ const PING_S = arg('ping', 20);
 const CONCURRENCY = arg('concurrency', 64);
 const SNAPSHOT = process.argv.includes('--snapshot');
 const PROFILE = process.argv.includes('--profile');
+/** Extra node flags for the broker, e.g. `--node-args=--max-semi-space-size=4` (see docs/operations.md). */
+const NODE_ARGS = process.argv.find((a) => a.startsWith('--node-args='))?.slice('--node-args='.length) ?? '';
 /** Opening all sessions must end within this (the target is 15 s). */
 const OPEN_LIMIT_MS = 90_000;
 const MiB = 1024 * 1024;
@@ -100,7 +102,7 @@ http: { enabled: false }
 log: { level: warn }
 shutdown: { drainMs: 0 }
 `);
-  const nodeArgs = `${SNAPSHOT ? '--heapsnapshot-signal=SIGUSR2 ' : ''}${PROFILE ? `--cpu-prof --cpu-prof-dir="${dir}" ` : ''}`;
+  const nodeArgs = `${NODE_ARGS ? `${NODE_ARGS} ` : ''}${SNAPSHOT ? '--heapsnapshot-signal=SIGUSR2 ' : ''}${PROFILE ? `--cpu-prof --cpu-prof-dir="${dir}" ` : ''}`;
   // The broker holds one fd per session: its soft limit is raised to 20,000 where the hard limit allows.
   const command = `ulimit -n 20000 2>/dev/null || ulimit -n $(ulimit -Hn); exec "${process.execPath}" ${nodeArgs}"${path.join(ROOT, 'bin/socketd-broker.js')}" -c "${config}"`;
   const broker = spawn('sh', ['-c', command], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -189,6 +191,7 @@ shutdown: { drainMs: 0 }
       heartbeatCpuPct: holdCpuPct,
       quietSeconds: QUIET_S,
       quietCpuPct,
+      brokerNodeArgs: NODE_ARGS,
       pongs: results.reduce((a, r) => a + Number(r['pongs']), 0),
       closedByServer,
       workersCpuMs: results.map((r) => Math.round(Number(r['cpuMs']))),

@@ -352,7 +352,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     this.permissions = admitted;
     this.name = name;
     this.connectUrl = url;
-    this.connectMeta = frame.metaString;
+    // The reference clients' metas are just the protocol version: one shared string, not one per session.
+    this.connectMeta = frame.metaString === PROTOCOL_META ? PROTOCOL_META : frame.metaString;
     this.state = SessionState.Open;
     this.openedAt = Date.now();
     // The deadline armed for the handshake may lie beyond the idle one (handshake timeout > idle timeout).

@@ -313,8 +313,10 @@ export class WsConnection implements Connection {
       this.inboundMasked = internals._isServer;
       this.maxPayload = receiver._maxPayload;
       this.delegating = !receiverAtBoundary(receiver);
-      socket.removeListener('data', wsOnData as (chunk: Buffer) => void);
+      // Ours is added before ws's is removed: the socket's listener table then keeps its fast shape (removing
+      // a type's only listener deletes the key and turns the table into a dictionary, ~230 B per connection).
       socket.on('data', WsConnection.socketOnData);
+      socket.removeListener('data', wsOnData as (chunk: Buffer) => void);
       // Before ws's own 'close' listener, which would pass bytes still buffered in a paused socket to its Receiver.
       socket.prependListener('close', WsConnection.socketOnClose);
     }
