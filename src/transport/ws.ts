@@ -155,27 +155,48 @@ function xorWords(buffer: Buffer, start: number, end: number, k0: number, k1: nu
  * (RFC 6455 §5.3: payload byte i is XOR-ed with key byte i mod 4). `source` is not modified.
  */
 export function maskCopy(source: Buffer, out: Buffer, offset: number, keyAt: number, phase: number): void {
+  maskCopyRange(source, 0, source.length, out, offset, keyAt, phase);
+}
+
+/** maskCopy() of `source[start, end)`. */
+function maskCopyRange(source: Buffer, start: number, end: number, out: Buffer, offset: number, keyAt: number, phase: number): void {
   const k0 = out[keyAt + (phase & 3)]!;
   const k1 = out[keyAt + ((phase + 1) & 3)]!;
   const k2 = out[keyAt + ((phase + 2) & 3)]!;
   const k3 = out[keyAt + ((phase + 3) & 3)]!;
-  const length = source.length;
+  const length = end - start;
   if (length >= WORD_MASK_MIN) {
-    out.set(source, offset);
+    source.copy(out, offset, start, end);
     xorMask(out, offset, offset + length, k0, k1, k2, k3);
     return;
   }
   const whole = length & ~3;
   let i = 0;
   for (; i < whole; i += 4) {
-    out[offset + i] = source[i]! ^ k0;
-    out[offset + i + 1] = source[i + 1]! ^ k1;
-    out[offset + i + 2] = source[i + 2]! ^ k2;
-    out[offset + i + 3] = source[i + 3]! ^ k3;
+    out[offset + i] = source[start + i]! ^ k0;
+    out[offset + i + 1] = source[start + i + 1]! ^ k1;
+    out[offset + i + 2] = source[start + i + 2]! ^ k2;
+    out[offset + i + 3] = source[start + i + 3]! ^ k3;
   }
-  if (i < length) out[offset + i] = source[i]! ^ k0;
-  if (i + 1 < length) out[offset + i + 1] = source[i + 1]! ^ k1;
-  if (i + 2 < length) out[offset + i + 2] = source[i + 2]! ^ k2;
+  if (i < length) out[offset + i] = source[start + i]! ^ k0;
+  if (i + 1 < length) out[offset + i + 1] = source[start + i + 1]! ^ k1;
+  if (i + 2 < length) out[offset + i + 2] = source[start + i + 2]! ^ k2;
+}
+
+/**
+ * Ranges up to this long are copied byte by byte: Buffer#copy of part of a buffer makes a view per call on
+ * Node 20 (see the tcp adapter's gather()).
+ */
+const BYTEWISE_COPY_MAX = 48;
+const EMPTY = Buffer.alloc(0);
+
+/** Copies `source[start, end)` to `out[offset]`. */
+function copyRange(source: Buffer, start: number, end: number, out: Buffer, offset: number): void {
+  if (end - start <= BYTEWISE_COPY_MAX) {
+    for (let i = start; i < end; i++) out[offset++] = source[i]!;
+  } else {
+    source.copy(out, offset, start, end);
+  }
 }
 
 /** XORs `buffer[start, end)` in place with the 4-byte masking key at `buffer[keyAt]` (RFC 6455 §5.3). */
@@ -261,10 +282,11 @@ export class WsConnection implements Connection {
   private writeDone: (() => void) | null = null;
   private handler: ConnectionHandler | null = null;
   /**
-   * Frames written this tick, as head, body pairs (body may be undefined): framed and written in flush(), in
-   * as few socket writes as possible, instead of one ws.send (two socket writes, a copy) per frame.
+   * Frames written this tick, six slots each: head, headStart, headEnd, body (null for none), bodyStart,
+   * bodyEnd; framed and written in flush(), in as few socket writes as possible, instead of one ws.send (two
+   * socket writes, a copy) per frame. Ranges, not views: a forwarded frame (writeRange) costs no Buffer.
    */
-  private pending: (Buffer | undefined)[] | null = null;
+  private pending: (Buffer | number | null)[] | null = null;
   /** Wire bytes of the pending frames, WebSocket headers included. */
   private pendingBytes = 0;
   /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
@@ -361,13 +383,29 @@ export class WsConnection implements Connection {
 
   /** Returns true when closed or closing: nothing is queued then and no drain follows. */
   write(head: Buffer, body?: Buffer): boolean {
+    return body === undefined ? this.queue(head, 0, head.length, null, 0, 0) : this.queue(head, 0, head.length, body, 0, body.length);
+  }
+
+  writeRange(source: Buffer, start: number, end: number): boolean {
+    return this.queue(source, start, end, null, 0, 0);
+  }
+
+  writeRanges(head: Buffer, headStart: number, headEnd: number, body: Buffer, bodyStart: number, bodyEnd: number): boolean {
+    return this.queue(head, headStart, headEnd, body, bodyStart, bodyEnd);
+  }
+
+  /** Queues one frame, `head[headStart, headEnd)` then `body[bodyStart, bodyEnd)` (body null: none). */
+  private queue(head: Buffer, headStart: number, headEnd: number, body: Buffer | null, bodyStart: number, bodyEnd: number): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
+    // A large frame forwarded whole is queued as a body, so that writePending writes it uncopied.
+    if (body === null && !this.masked && headEnd - headStart >= LARGE_BODY) return this.queue(EMPTY, 0, 0, head, headStart, headEnd);
     // One frame must be one message (spec §2): head and body become the payload of one WebSocket frame.
-    const length = body === undefined ? head.length : head.length + body.length;
+    const bodyLength = body === null ? 0 : bodyEnd - bodyStart;
+    const length = headEnd - headStart + bodyLength;
     const wireBytes = length + wsHeaderLength(length, this.masked);
-    (this.pending ??= []).push(head, body);
+    (this.pending ??= []).push(head, headStart, headEnd, body, bodyStart, bodyEnd);
     this.pendingBytes += wireBytes;
-    this.pendingCopyBytes += !this.masked && body !== undefined && body.length >= LARGE_BODY ? wireBytes - body.length : wireBytes;
+    this.pendingCopyBytes += !this.masked && bodyLength >= LARGE_BODY ? wireBytes - bodyLength : wireBytes;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       if (this.receiver === null) {
@@ -379,11 +417,42 @@ export class WsConnection implements Connection {
     // When ws reads by itself it may write a pong or close frame at any time: frames then go into the socket
     // at once (corked for the tick, as one writev), so nothing ws writes later can overtake them.
     if (this.receiver === null) this.writePending();
-    if (this.bufferedBytes > this.highWaterMark) {
+    return this.belowHighWater(wireBytes);
+  }
+
+  /**
+   * Answers a write of `size` wire bytes just queued: false above the high-water mark, unless the frame is
+   * all there is. As in the tcp adapter (TcpConnection.queued): a frame into an empty queue is taken without
+   * pushing back however large it is, else every 1 MiB frame (bench S5) would start a congestion episode.
+   */
+  private belowHighWater(size: number): boolean {
+    const buffered = this.bufferedBytes;
+    if (buffered > this.highWaterMark && buffered > size) {
       this.needDrain = true;
       return false;
     }
     return true;
+  }
+
+  /**
+   * A large frame received in parts (Frame.parts), forwarded without joining them: what is queued goes out
+   * first, then the WebSocket header and the parts as they are (server side, unmasked). A client masks, so
+   * it joins them.
+   */
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    if (this.masked) return this.write(Buffer.concat(parts, size));
+    if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
+    this.writePending();
+    if (!this.socket.destroyed && !this.socket.writableEnded) {
+      const header = Buffer.allocUnsafe(wsHeaderLength(size, false));
+      writeWsHeader(header, 0, size, false);
+      const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
+      this.socket.cork();
+      this.socket.write(header, done);
+      for (const part of parts) this.socket.write(part, done);
+      this.socket.uncork();
+    }
+    return this.belowHighWater(size + wsHeaderLength(size, false));
   }
 
   pause(): void {
@@ -445,14 +514,19 @@ export class WsConnection implements Connection {
     let outStart = 0;
     let offset = 0;
     let corked = false;
-    for (let i = 0; i < count; i += 2) {
-      const head = pending[i]!;
-      const body = pending[i + 1];
-      const bodyLength = body === undefined ? 0 : body.length;
-      const length = head.length + bodyLength;
+    for (let i = 0; i < count; i += 6) {
+      const head = pending[i] as Buffer;
+      const headStart = pending[i + 1] as number;
+      const headEnd = pending[i + 2] as number;
+      const body = pending[i + 3] as Buffer | null;
+      const bodyStart = pending[i + 4] as number;
+      const bodyEnd = pending[i + 5] as number;
+      const headLength = headEnd - headStart;
+      const bodyLength = body === null ? 0 : bodyEnd - bodyStart;
+      const length = headLength + bodyLength;
       const headerLength = wsHeaderLength(length, masked);
       const bodyApart = !masked && bodyLength >= LARGE_BODY;
-      const copied = headerLength + head.length + (bodyApart ? 0 : bodyLength);
+      const copied = headerLength + headLength + (bodyApart ? 0 : bodyLength);
       if (out === null || offset + copied > out.length) {
         if (out !== null && offset > outStart) {
           if (!corked) corked = this.corkOnce();
@@ -466,23 +540,23 @@ export class WsConnection implements Connection {
       const keyAt = offset + headerLength - 4;
       offset = writeWsHeader(out, offset, length, masked);
       if (masked) {
-        maskCopy(head, out, offset, keyAt, 0);
-        offset += head.length;
-        if (body !== undefined) {
-          maskCopy(body, out, offset, keyAt, head.length);
+        maskCopyRange(head, headStart, headEnd, out, offset, keyAt, 0);
+        offset += headLength;
+        if (body !== null) {
+          maskCopyRange(body, bodyStart, bodyEnd, out, offset, keyAt, headLength);
           offset += bodyLength;
         }
       } else {
-        out.set(head, offset);
-        offset += head.length;
+        copyRange(head, headStart, headEnd, out, offset);
+        offset += headLength;
         if (bodyApart) {
           // The header and head so far go first, then the body uncopied; the buffer's rest stays in use.
           if (!corked) corked = this.corkOnce();
           this.socket.write(out.subarray(outStart, offset), done);
-          this.socket.write(body!, done);
+          this.socket.write(bodyStart === 0 && bodyEnd === body!.length ? body! : body!.subarray(bodyStart, bodyEnd), done);
           outStart = offset;
-        } else if (body !== undefined) {
-          out.set(body, offset);
+        } else if (body !== null) {
+          copyRange(body, bodyStart, bodyEnd, out, offset);
           offset += bodyLength;
         }
       }
