@@ -12,7 +12,7 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLK_TCK, SYSTEM_NAMES, now, procCpuMs, procMem, sleep, type SystemName, type Target } from './lib/common.js';
+import { CLK_TCK, DEFAULT_SYSTEMS, SYSTEM_NAMES, SYSTEM_SCENARIOS, now, procCpuMs, procMem, sleep, type SystemName, type Target } from './lib/common.js';
 import { Role, type RoleResult } from './lib/roles.js';
 import { replaceSections } from './lib/results-md.js';
 import { clientPorts, serverHolds } from './lib/sockets.js';
@@ -29,7 +29,7 @@ function arg(name: string): string | undefined {
 }
 
 const QUICK = arg('quick') !== undefined;
-const SYSTEMS = (arg('systems')?.split(',').filter(Boolean) ?? [...SYSTEM_NAMES]) as SystemName[];
+const SYSTEMS = (arg('systems')?.split(',').filter(Boolean) ?? [...DEFAULT_SYSTEMS]) as SystemName[];
 for (const s of SYSTEMS) if (!SYSTEM_NAMES.includes(s)) throw new Error(`unknown system ${s} (known: ${SYSTEM_NAMES.join(', ')})`);
 const SCENARIO_FILTER = arg('scenarios')?.split(',').filter(Boolean).map((s) => s.toUpperCase());
 const TIMEOUT_MS = Number(arg('timeout') ?? (QUICK ? 30 : 60)) * 1000;
@@ -549,6 +549,8 @@ async function main(): Promise<void> {
   }
   for (const scenario of scenarios) {
     for (const system of SYSTEMS) {
+      const only = SYSTEM_SCENARIOS[system];
+      if (only !== undefined && !only.includes(scenario.id)) continue;
       if (!run.systems[system]!.available) {
         run.results.push({ system, scenario: scenario.id, status: 'skipped', error: run.systems[system]!.note, figures: {}, server: { cpuMs: 0, peakRssBytes: 0, rssStartBytes: 0, rssEndBytes: 0 }, roles: {}, seconds: 0 });
         continue;

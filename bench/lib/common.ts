@@ -5,7 +5,18 @@
 import { readFileSync } from 'node:fs';
 
 /** Every system the harness knows. */
-export const SYSTEM_NAMES = ['socketd-tcp', 'socketd-ws', 'nats', 'mosquitto', 'aedes'] as const;
+/**
+ * `socketd-raw-tcp` / `socketd-raw-ws`: the same broker driven by the bench's minimal raw client by `@` name
+ * (bench/systems/raw.ts), S1 and S2 only.
+ */
+export const SYSTEM_NAMES = ['socketd-tcp', 'socketd-ws', 'nats', 'mosquitto', 'aedes', 'socketd-raw-tcp', 'socketd-raw-ws'] as const;
+/** Systems that only run some scenarios (their client cannot do the rest). */
+export const SYSTEM_SCENARIOS: Partial<Record<SystemName, readonly string[]>> = {
+  'socketd-raw-tcp': ['S1', 'S2'],
+  'socketd-raw-ws': ['S1', 'S2'],
+};
+/** The systems a plain `npm run bench` runs (the raw ones only when named with --systems). */
+export const DEFAULT_SYSTEMS: readonly SystemName[] = ['socketd-tcp', 'socketd-ws', 'nats', 'mosquitto', 'aedes'];
 export type SystemName = (typeof SYSTEM_NAMES)[number];
 
 /** How a role process reaches a running server. */

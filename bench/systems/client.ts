@@ -39,5 +39,8 @@ export async function connectClient(target: Target): Promise<BenchClient> {
     case 'mosquitto':
     case 'aedes':
       return (await import('./mqtt.js')).connectMqtt(target);
+    case 'socketd-raw-tcp':
+    case 'socketd-raw-ws':
+      return (await import('./raw.js')).connectRaw(target);
   }
 }

@@ -74,7 +74,9 @@ export function checkSystem(system: SystemName): Availability {
   try {
     switch (system) {
       case 'socketd-tcp':
-      case 'socketd-ws': {
+      case 'socketd-ws':
+      case 'socketd-raw-tcp':
+      case 'socketd-raw-ws': {
         const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
         const rev = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
         return { available: true, version: `socketd-broker ${pkg.version}${rev ? ` (${rev})` : ''}`, note: '' };
@@ -111,6 +113,8 @@ export function clientOf(system: SystemName): string {
   };
   if (system === 'nats') return `nats.js ${v('nats')}`;
   if (system === 'mosquitto' || system === 'aedes') return `mqtt.js ${v('mqtt')} (MQTT 3.1.1, QoS 0)`;
+  if (system === 'socketd-raw-tcp') return 'the bench\'s raw client (bench/lib/raw-socketd.ts) over tcp, by `@` name';
+  if (system === 'socketd-raw-ws') return `the bench's raw client over ws (ws ${v('ws')}), by \`@\` name`;
   return `our SDK (src/client) over ${system === 'socketd-ws' ? 'ws' : 'tcp'}`;
 }
 
@@ -147,9 +151,11 @@ export async function startServer(system: SystemName): Promise<ServerHandle> {
   let child: ChildProcess;
   switch (system) {
     case 'socketd-tcp':
-    case 'socketd-ws': {
+    case 'socketd-ws':
+    case 'socketd-raw-tcp':
+    case 'socketd-raw-ws': {
       const other = await freePort();
-      const [tcp, ws] = system === 'socketd-tcp' ? [port, other] : [other, port];
+      const [tcp, ws] = system === 'socketd-tcp' || system === 'socketd-raw-tcp' ? [port, other] : [other, port];
       const file = path.join(tmp(), `broker-${port}.yaml`);
       writeFileSync(file, benchYaml(tcp, ws));
       child = spawn(process.execPath, [path.join(ROOT, 'bin/socketd-broker.js'), '-c', file, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });

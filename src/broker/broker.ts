@@ -10,7 +10,7 @@ import type { Connection, ListenerReporter, TransportName } from '../transport/c
 import { OPEN_ACCESS, type AccessPolicy, type HandshakeRefusal, type Permissions } from './access.js';
 import type { Namespace, NamespaceTable } from './namespace-table.js';
 import { NO_EVENT_ROUTING, Router, type EventRouting } from './router.js';
-import { Session, SessionState } from './session.js';
+import { Session } from './session.js';
 import type { SessionContext } from './session-context.js';
 import { SessionRegistry } from './session-registry.js';
 import type { BrokerSettings } from './settings.js';
@@ -18,6 +18,7 @@ import { BrokerStats } from './stats.js';
 import { StreamTable } from './streams.js';
 import { HeadSlab } from './head-slab.js';
 import { PreHandshakeLog } from './pre-handshake-log.js';
+import { QueuedBytes } from './queued-bytes.js';
 import { TimerWheel } from './timer-wheel.js';
 import { TokenBucket } from './token-bucket.js';
 import type { ClusterRouting } from './cluster-seam.js';
@@ -55,6 +56,13 @@ export class Broker implements SessionContext, ListenerReporter {
   readonly access: AccessPolicy;
   readonly registry = new SessionRegistry();
   readonly wheel: TimerWheel;
+  /**
+   * The sessions' own deadlines (handshake, idle, congestion), at the coarser sweepIntervalMs resolution:
+   * nothing visits every session periodically (an idle session costs one wheel entry, re-armed at expiry).
+   */
+  readonly deadlines: TimerWheel;
+  /** Bytes queued to all sessions, read only from the queues that took bytes (memory budget, spec §7). */
+  readonly queued: QueuedBytes;
   readonly streams: StreamTable;
   readonly router: Router;
   /** Bare connects, strays and failed handshakes: counted each, logged as one summary line per reason per interval. */
@@ -66,15 +74,11 @@ export class Broker implements SessionContext, ListenerReporter {
   private readonly observers: SessionObserver[];
   private readonly idPrefix = randomBytes(3).toString('hex');
   private nextId = 0;
-  private sweepTimer: NodeJS.Timeout | null = null;
   private closing = false;
-  private readonly sweepBound = (): void => this.sweep();
   private drainWaiter: (() => void) | null = null;
   /** Open connections per remote IP (spec §8 limits). */
   private readonly perIp = new Map<string, number>();
   private readonly handshakeBucket: TokenBucket | null;
-  private budgetTimer: NodeJS.Timeout | null = null;
-  private readonly budgetCheckBound = (): void => this.checkBudget();
   readonly namespaces: NamespaceTable | null;
 
   constructor(deps: BrokerDeps) {
@@ -86,6 +90,8 @@ export class Broker implements SessionContext, ListenerReporter {
     this.observers = deps.observers ?? [];
     this.preHandshake = deps.preHandshake ?? new PreHandshakeLog(this.logger, this.settings.preHandshakeLog, this.stats);
     this.wheel = new TimerWheel(this.settings.timerResolutionMs);
+    this.deadlines = new TimerWheel(this.settings.sweepIntervalMs);
+    this.queued = new QueuedBytes(this.settings.budgetCheckMs, (queued) => this.applyBudget(queued));
     // One slab for the heads of re-headed frames, shared by requests (router) and replies (stream table).
     const heads = new HeadSlab();
     this.streams = new StreamTable(this.wheel, heads, this.stats);
@@ -122,12 +128,6 @@ export class Broker implements SessionContext, ListenerReporter {
     this.sessions.add(session);
     this.connections.add(session);
     BrokerStats.inc(this.stats.connectionsByTransport, connection.transport);
-    if (this.sweepTimer === null) {
-      this.sweepTimer = setInterval(this.sweepBound, this.settings.sweepIntervalMs);
-      this.sweepTimer.unref();
-      this.budgetTimer = setInterval(this.budgetCheckBound, this.settings.budgetCheckMs);
-      this.budgetTimer.unref();
-    }
     session.start();
     // Limits are checked once the session can answer: the refused client gets a Close with the reason.
     if (this.connections.size > this.settings.maxConnections) {
@@ -165,13 +165,18 @@ export class Broker implements SessionContext, ListenerReporter {
     session.close(reason, CloseCode.Error, text);
   }
 
+  /** Bytes queued to all sessions at the last budget check. */
+  get queuedBytes(): number {
+    return this.queued.bytes;
+  }
+
   /**
    * The broker-wide memory budget (spec §7): above it, reading stops on every connection until the queued
-   * bytes fall below the low-water mark. Sampled every budgetCheckMs.
+   * bytes fall below the low-water mark. Told the running total every budgetCheckMs while any queue holds
+   * bytes (QueuedBytes); only crossing the budget or the low-water mark visits the sessions.
    */
-  checkBudget(): void {
-    let queued = 0;
-    for (const session of this.sessions) queued += session.outbound.queuedBytes;
+  private applyBudget(queued: number): void {
+    // The admin page's budget chart reads the last total (src/http/admin/sampler.ts).
     this.stats.queuedBytes = queued;
     const { memoryBudgetBytes, memoryLowWaterBytes } = this.settings;
     if (!this.stats.overBudget && queued > memoryBudgetBytes) {
@@ -227,7 +232,7 @@ export class Broker implements SessionContext, ListenerReporter {
       this.preHandshake.count(session.transport, reason, fields.remote);
     }
     for (const o of this.observers) o.sessionClosed?.(session, wasOpen, reason);
-    if (this.sessions.size === 0) this.stopSweep();
+    if (this.sessions.size === 0) this.noSessionLeft();
   }
 
   sessionPermissionsChanged(session: Session, previous: Permissions): void {
@@ -254,23 +259,6 @@ export class Broker implements SessionContext, ListenerReporter {
     return this.connections.size;
   }
 
-  /** Closes sessions past the handshake timeout (1002) or silent past the idle timeout (1001), spec §3. */
-  sweep(now = Date.now()): void {
-    const { handshakeTimeoutMs, idleTimeoutMs } = this.settings;
-    for (const session of this.sessions) {
-      if (session.state === SessionState.AwaitConnect) {
-        if (now - session.createdAt >= handshakeTimeoutMs) {
-          session.close('handshake_timeout', CloseCode.ProtocolIllegal, `no Connect within ${handshakeTimeoutMs} ms`);
-        }
-      } else if (session.outbound.congested && now - session.outbound.congestedSince >= this.settings.outbound.congestionTimeoutMs) {
-        session.congestionExpired(now);
-      } else if (session.state === SessionState.Open && !session.readingPaused && now - session.lastSeen >= idleTimeoutMs) {
-        // A session we stopped reading from (backpressure) is not silent by its own doing.
-        session.close('idle_timeout', CloseCode.ProtocolClose, `silent for ${idleTimeoutMs} ms`);
-      }
-    }
-  }
-
   /**
    * Graceful shutdown: refuse new connections, send Close to every session and let their queues flush;
    * sessions still open at the deadline are destroyed. Resolves once every session is gone.
@@ -291,21 +279,15 @@ export class Broker implements SessionContext, ListenerReporter {
     if (outcome === 'deadline') {
       for (const session of [...this.connections]) session.connection.destroy('shutdown_deadline');
     }
-    this.stopSweep();
+    this.noSessionLeft();
     this.wheel.clear();
     this.preHandshake.stop();
+    this.deadlines.clear();
   }
 
-  private stopSweep(): void {
-    if (this.sweepTimer !== null) {
-      clearInterval(this.sweepTimer);
-      this.sweepTimer = null;
-    }
-    if (this.budgetTimer !== null) {
-      clearInterval(this.budgetTimer);
-      this.budgetTimer = null;
-    }
+  private noSessionLeft(): void {
     // No session left: nothing is queued, and the next connections must not start paused.
+    this.queued.clear();
     this.stats.overBudget = false;
     this.stats.queuedBytes = 0;
   }

@@ -5,6 +5,7 @@
  * policy), and is counted.
  */
 import type { Connection } from '../transport/connection.js';
+import type { QueuedBytes, TrackedQueue } from './queued-bytes.js';
 import type { OutboundSettings } from './settings.js';
 import { BrokerStats } from './stats.js';
 
@@ -28,23 +29,34 @@ export const enum OutboundKind {
 export interface OutboundOwner {
   /** The limit was reached and the policy says disconnect; the owner closes the session. */
   outboundOnOverflow(queuedBytes: number): void;
+  /** The queue just became congested (at `since`, ms): the owner's congestion deadline starts. */
+  outboundOnCongested(since: number): void;
 }
 
-export class OutboundQueue {
+export class OutboundQueue implements TrackedQueue {
   /** True between a write that crossed the high-water mark and the transport's drain. */
   congested = false;
   /** When the current congestion began (ms), for the congestion deadline. */
   congestedSince = 0;
+  /** In the broker's running total of queued bytes (owned by QueuedBytes). */
+  active = false;
+  accounted = 0;
 
+  /** `tracker` is the broker-wide running total (memory budget); null keeps this queue out of it. */
   constructor(
     private readonly connection: Connection,
     private readonly settings: OutboundSettings,
     private readonly stats: BrokerStats,
     private readonly owner: OutboundOwner,
+    private readonly tracker: QueuedBytes | null = null,
   ) {}
 
   get queuedBytes(): number {
     return this.connection.bufferedBytes;
+  }
+
+  get liveBytes(): number {
+    return this.connection.closed ? 0 : this.connection.bufferedBytes;
   }
 
   push(head: Buffer, body: Buffer | undefined, kind: OutboundKind): Delivery {
@@ -115,11 +127,14 @@ export class OutboundQueue {
   private accepted(belowHighWater: boolean, flag: number, size: number): void {
     this.stats.framesOutByFlag[flag & 63]++;
     this.stats.bytesOut += size;
+    // The running total reads this queue at its next check (see QueuedBytes).
+    if (!this.active && this.tracker !== null) this.tracker.activate(this);
     // The transport's high-water mark is ours (the wiring point passes it); only its word counts, because
     // only it reports the drain that ends the congestion (udp never pushes back, so is never congested).
     if (!belowHighWater && !this.congested) {
       this.congested = true;
       this.congestedSince = Date.now();
+      this.owner.outboundOnCongested(this.congestedSince);
     }
   }
 

@@ -11,6 +11,7 @@ import { Flag } from '../protocol/flags.js';
 import { AlarmCode } from '../protocol/codes.js';
 import type { Frame } from '../protocol/frame.js';
 import { AtMode, parseAt, type AtAddress } from './at-address.js';
+import { AtRouteCache } from './at-route-cache.js';
 import { rendezvousPick } from './rendezvous.js';
 import { FragmentRoute } from './fragment-route.js';
 import type { HeadSlab } from './head-slab.js';
@@ -58,6 +59,12 @@ export class Router {
   ) {}
 
   route(sender: Session, frame: Frame): void {
+    // A sender repeating its remembered `@` meta: parsed and checked already (see AtRouteCache).
+    const cache = sender.atRoute;
+    if (cache !== null && cache.metaBytes.length > 0 && frame.adoptMeta(cache.metaString, cache.metaBytes)) {
+      this.routeByName(sender, frame, cache.meta, cache.at);
+      return;
+    }
     const meta = this.meta;
     readRouteMeta(frame.metaString, meta);
     if (meta.fragmentIdx > 1) {
@@ -91,12 +98,8 @@ export class Router {
           `User '${permissions.user}' may not address '@${meta.at}'`);
         return;
       }
-      const registry = ns === null ? this.registry : ns.registry;
-      // Peer nodes hold interest of the default namespace only (docs/cluster.md): a namespaced sender routes locally.
-      const cluster = ns === null ? this.cluster : null;
-      if (cluster === null || !cluster.byName(sender, frame, at, meta.hashKey, at.mode === AtMode.Everyone ? undefined : registry.group(at.name), targets)) {
-        this.resolveByName(sender, at, meta.hashKey, targets, registry);
-      }
+      if (meta.fragmentIdx === 0 && this.settings.atRouteCache) this.considerCaching(sender, frame.metaString, meta, at);
+      this.resolveAt(sender, frame, at, meta.hashKey, targets);
       if (targets.length === 0) {
         // The reference broker's wording (fixtures g2, g4).
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Broker don't have '@${meta.at}' session`);
@@ -113,6 +116,44 @@ export class Router {
     }
     if (frame.flag === Flag.Message) this.sendMessage(sender, frame, targets, meta);
     else this.openStream(sender, frame, targets, multi, meta);
+  }
+
+  /**
+   * The targets of an `@` address in the sender's namespace: peer nodes first when clustered (they answer for
+   * the whole cluster, picking this node's members too), else this node's registry. Peer nodes hold interest
+   * of the default namespace only (docs/cluster.md), so a namespaced sender routes locally.
+   */
+  private resolveAt(sender: Session, frame: Frame, at: AtAddress, hashKey: string | undefined, targets: Session[]): void {
+    const ns = sender.namespace;
+    const registry = ns === null ? this.registry : ns.registry;
+    const cluster = ns === null ? this.cluster : null;
+    if (cluster === null || !cluster.byName(sender, frame, at, hashKey, at.mode === AtMode.Everyone ? undefined : registry.group(at.name), targets)) {
+      this.resolveByName(sender, at, hashKey, targets, registry);
+    }
+  }
+
+  /**
+   * The `@` route of a remembered meta (no fragment metas, address valid and allowed): resolve and send, as
+   * route() does after its checks.
+   */
+  private routeByName(sender: Session, frame: Frame, meta: RouteMeta, at: AtAddress): void {
+    const targets = this.targets;
+    emptyScratch(targets);
+    this.resolveAt(sender, frame, at, meta.hashKey, targets);
+    if (targets.length === 0) {
+      sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute, `Broker don't have '@${meta.at}' session`);
+      return;
+    }
+    this.stats.routedByName++;
+    if (frame.flag === Flag.Message) this.sendMessage(sender, frame, targets, meta);
+    else this.openStream(sender, frame, targets, at.mode === AtMode.All || at.mode === AtMode.Everyone, meta);
+  }
+
+  /** Remembers a sender's `@` meta the second time in a row it is seen (see AtRouteCache). */
+  private considerCaching(sender: Session, metaString: string, meta: RouteMeta, at: AtAddress): void {
+    const cache = (sender.atRoute ??= new AtRouteCache());
+    if (cache.candidate === metaString) cache.remember(metaString, meta, at);
+    else cache.candidate = metaString;
   }
 
   /** Fills `targets` for an `@` address, never with the sender (spec §4.1). */

@@ -9,6 +9,17 @@ import type { Session } from './session.js';
 import type { BrokerSettings } from './settings.js';
 import type { BrokerStats } from './stats.js';
 import type { StreamTable } from './streams.js';
+import type { QueuedBytes } from './queued-bytes.js';
+import type { Expirable } from './timer-wheel.js';
+
+/** Where a session keeps its one deadline: the broker's session wheel (TimerWheel), or nowhere. */
+export interface SessionDeadlines {
+  schedule(entry: Expirable, delayMs: number): void;
+  cancel(entry: Expirable): void;
+}
+
+/** For sessions that no handshake, idle or congestion timeout may end (a peer node's session, docs/cluster.md). */
+export const NO_DEADLINES: SessionDeadlines = { schedule: () => undefined, cancel: () => undefined };
 
 export interface SessionContext {
   readonly settings: BrokerSettings;
@@ -17,6 +28,10 @@ export interface SessionContext {
   readonly router: Router;
   readonly streams: StreamTable;
   readonly access: AccessPolicy;
+  /** The sessions' deadlines (handshake, idle, congestion): one entry per session, re-armed at expiry. */
+  readonly deadlines: SessionDeadlines;
+  /** The running total of queued bytes for the memory budget (spec §7); null: queues are not tracked. */
+  readonly queued: QueuedBytes | null;
   /** Takes a token from the broker-wide handshake rate limit; false refuses the handshake. */
   admitHandshake(now: number): boolean;
   /**

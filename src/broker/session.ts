@@ -17,6 +17,7 @@ import { TokenPermissions } from './auth/identity.js';
 import { refreshSessionToken } from './auth/refresh.js';
 import { isValidSessionName } from './at-address.js';
 import { encodeClose, fitClose } from './close-fit.js';
+import type { AtRouteCache } from './at-route-cache.js';
 import type { FragmentRoute } from './fragment-route.js';
 import type { Namespace } from './namespace-table.js';
 import { Delivery, OutboundKind, OutboundQueue, type OutboundOwner } from './outbound-queue.js';
@@ -25,6 +26,7 @@ import type { SessionContext } from './session-context.js';
 import { BrokerStats } from './stats.js';
 import { TokenBucket } from './token-bucket.js';
 import type { Stream } from './streams.js';
+import type { Expirable } from './timer-wheel.js';
 
 export const enum SessionState {
   AwaitConnect = 0,
@@ -38,12 +40,16 @@ export const PROTOCOL_META = 'Socket.D=1.0';
 /** Before the handshake nothing is routed, so the placeholder's rules are never consulted. */
 const NO_PERMISSIONS = new Permissions('', ALL_PERMISSIONS);
 
-export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
+export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Expirable {
   state = SessionState.AwaitConnect;
   /** The `@` name claimed in the handshake ('' when none). */
   name = '';
-  /** Handshake params: URL query overlaid by Connect metas, values verbatim (spec §3). */
-  params: ReadonlyMap<string, string> = NO_PARAMS;
+  /**
+   * The handshake's URL and metas, kept as the two strings they arrived as: a Map of params per session
+   * was about 250 B of every idle session, for a value read once (see params).
+   */
+  private connectUrl = '';
+  private connectMeta = '';
   readonly createdAt = Date.now();
   openedAt = 0;
   lastSeen = this.createdAt;
@@ -69,6 +75,16 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   private heldBytes = 0;
   /** Ends the session when its identity expires; null for sessions without an expiry (auth/expiry.ts). */
   private expiry: ExpiryTimer | null = null;
+  /** This sender's remembered `@` route (Router), made on its first `@` frame; null until then. */
+  atRoute: AtRouteCache | null = null;
+
+  // The session's one deadline on the broker's session wheel (handshake, idle, congestion: spec §3, §7),
+  // owned by the wheel. Traffic never touches it: it only moves lastSeen, and the deadline, when it comes,
+  // checks lastSeen and re-arms for the time left (see onExpire).
+  deadline = 0;
+  wheelSlot = -1;
+  wheelPrev: Expirable | null = null;
+  wheelNext: Expirable | null = null;
 
   // The three maps below are made on first use: most sessions never open, answer or fragment a stream, and
   // an empty Map is about 100 B per idle connection (bench S4).
@@ -82,22 +98,23 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   /** Sessions paused because they fed this one's congested queue. */
   private feeders: Set<Session> | null = null;
   /** Frames-per-second limit (spec §8), null when off. */
-  private readonly frameBucket: TokenBucket | null;
+  private frameBucket: TokenBucket | null = null;
   /** True while the broker-wide memory budget holds every reader (spec §7). */
   private budgetPaused = false;
   private readingStopped = false;
   private readonly decoder: FrameDecoder | null;
   private readonly messageDecoder: MessageDecoder | null;
+  /** fastPaths.bareControlFrames (see onBare). */
+  private readonly bareFrames: boolean;
 
   constructor(
     private readonly ctx: SessionContext,
     readonly connection: Connection,
     readonly id: string,
   ) {
-    this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this);
-    const fps = ctx.settings.framesPerSecond;
-    this.frameBucket = fps > 0 ? new TokenBucket(fps, fps, this.createdAt) : null;
+    this.outbound = new OutboundQueue(connection, ctx.settings.outbound, ctx.stats, this, ctx.queued);
     const limits = sessionLimits(ctx.settings.limits, connection, ctx.settings.udpMaxDatagram);
+    this.bareFrames = ctx.settings.bareControlFrames;
     if (connection.framing === 'stream') {
       this.decoder = new FrameDecoder(limits);
       this.messageDecoder = null;
@@ -150,12 +167,70 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     return this.fragmentsMap?.size ?? 0;
   }
 
+  /**
+   * Handshake params: URL query overlaid by Connect metas, values verbatim (spec §3); empty before the
+   * handshake. Parsed anew on every call (read it once): nothing but the two strings is kept per session.
+   */
+  get params(): ReadonlyMap<string, string> {
+    return this.state === SessionState.AwaitConnect ? NO_PARAMS : handshakeParams(this.connectUrl, this.connectMeta);
+  }
+
+  /** Frames-per-second limit (spec §8); the bucket is made on the first routed frame, full. */
+  private takeFrameToken(): boolean {
+    const fps = this.ctx.settings.framesPerSecond;
+    return (this.frameBucket ??= new TokenBucket(fps, fps, this.lastSeen)).take(this.lastSeen);
+  }
+
   get transport(): string {
     return this.connection.transport;
   }
 
   start(): void {
     this.connection.start(this);
+    if (this.state !== SessionState.Closed) this.ctx.deadlines.schedule(this, this.ctx.settings.handshakeTimeoutMs);
+  }
+
+  /**
+   * The session's deadline came (the session wheel): closes it past the handshake timeout (1002), congested
+   * past the congestion timeout (a slow consumer, spec §7) or silent past the idle timeout (1001, spec §3);
+   * otherwise re-arms for the nearest of these still ahead. A session whose reading we paused is not
+   * silent by its own doing: its idle clock restarts when reading resumes.
+   */
+  onExpire(now: number): void {
+    if (this.state === SessionState.Closed) return;
+    const settings = this.ctx.settings;
+    if (this.state === SessionState.AwaitConnect) {
+      const left = this.createdAt + settings.handshakeTimeoutMs - now;
+      if (left > 0) this.ctx.deadlines.schedule(this, left);
+      else this.close('handshake_timeout', CloseCode.ProtocolIllegal, `no Connect within ${settings.handshakeTimeoutMs} ms`);
+      return;
+    }
+    let next = settings.idleTimeoutMs;
+    const outbound = this.outbound;
+    if (outbound.congested) {
+      const left = outbound.congestedSince + settings.outbound.congestionTimeoutMs - now;
+      if (left <= 0) {
+        this.congestionExpired(now);
+        return;
+      }
+      next = left;
+    }
+    if (!this.readingStopped) {
+      const left = this.lastSeen + settings.idleTimeoutMs - now;
+      if (left <= 0) {
+        this.close('idle_timeout', CloseCode.ProtocolClose, `silent for ${settings.idleTimeoutMs} ms`);
+        return;
+      }
+      if (left < next) next = left;
+    }
+    this.ctx.deadlines.schedule(this, next);
+  }
+
+  /** The outbound queue became congested: the deadline moves up to the congestion timeout if later. */
+  outboundOnCongested(since: number): void {
+    if (this.state === SessionState.Closed) return;
+    const due = since + this.ctx.settings.outbound.congestionTimeoutMs;
+    if (this.wheelSlot === -1 || this.deadline > due) this.ctx.deadlines.schedule(this, Math.max(0, due - Date.now()));
   }
 
   // ----- connection events -------------------------------------------------------------------------------
@@ -168,6 +243,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
       this.decoder.push(data, this);
       return;
     }
+    // A bare Ping or Pong over a message transport: 8 bytes whose length prefix says 8 (spec §1).
+    if (data.length === 8 && data.readInt32BE(0) === 8 && this.onBare(data.readInt32BE(4))) return;
     const result = this.messageDecoder!.decode(data);
     if (result instanceof Frame) this.onFrame(result);
     else this.onFrameError(result);
@@ -191,6 +268,17 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
 
   // ----- frames ------------------------------------------------------------------------------------------
 
+  /**
+   * Heartbeats without a Frame (fastPaths.bareControlFrames): an open session's 8-byte Ping is answered with
+   * the shared Pong buffer, its Pong taken. Anything else is left to onFrame (returns false).
+   */
+  onBare(flag: number): boolean {
+    if (!this.bareFrames || this.state !== SessionState.Open || (flag !== Flag.Ping && flag !== Flag.Pong)) return false;
+    this.ctx.stats.framesInByFlag[flag]++;
+    if (flag === Flag.Ping) this.sendControl(PONG);
+    return true;
+  }
+
   onFrame(frame: Frame): void {
     this.ctx.stats.framesInByFlag[frame.flag & 63]++;
     this.dispatch(frame);
@@ -202,7 +290,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
         case Flag.Message:
         case Flag.Request:
         case Flag.Subscribe:
-          if (this.frameBucket !== null && !this.frameBucket.take(this.lastSeen)) {
+          if (this.ctx.settings.framesPerSecond > 0 && !this.takeFrameToken()) {
             BrokerStats.inc(this.ctx.stats.dropped, 'rate_limited');
             this.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Congested,
               `Rate limited: more than ${this.ctx.settings.framesPerSecond} frames per second`);
@@ -273,10 +361,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     }
     const admitted = this.ctx.access.authenticate(params, this.connection.remoteAddress, this.connection.transport);
     if (admitted instanceof Promise) {
-      this.awaitAdmission(frame, params, name, admitted);
+      this.awaitAdmission(frame, name, admitted);
       return;
     }
-    this.admit(frame, params, name, admitted);
+    this.admit(frame, name, admitted);
   }
 
   /**
@@ -284,20 +372,20 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
    * handshake, other sessions go on, and the frames that come meanwhile are kept, in order, up to the
    * policy's bound (docs/security.md). The handshake timeout still applies.
    */
-  private awaitAdmission(frame: Frame, params: ReadonlyMap<string, string>, name: string, pending: Promise<Permissions | HandshakeRefusal>): void {
+  private awaitAdmission(frame: Frame, name: string, pending: Promise<Permissions | HandshakeRefusal>): void {
     this.heldFrames = [];
     pending.then(
-      (admitted) => this.admissionDecided(frame, params, name, admitted),
-      () => this.admissionDecided(frame, params, name, { code: 'auth_error', text: 'The access check failed' }),
+      (admitted) => this.admissionDecided(frame, name, admitted),
+      () => this.admissionDecided(frame, name, { code: 'auth_error', text: 'The access check failed' }),
     );
   }
 
-  private admissionDecided(frame: Frame, params: ReadonlyMap<string, string>, name: string, admitted: Permissions | HandshakeRefusal): void {
+  private admissionDecided(frame: Frame, name: string, admitted: Permissions | HandshakeRefusal): void {
     const held = this.heldFrames;
     this.heldFrames = null;
     // Closed meanwhile (handshake timeout, the peer gone, too many frames): nothing to admit.
     if (this.state !== SessionState.AwaitConnect) return;
-    this.admit(frame, params, name, admitted);
+    this.admit(frame, name, admitted);
     if (held === null) return;
     for (const f of held) {
       if ((this.state as SessionState) !== SessionState.Open) return;
@@ -322,7 +410,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     held.push(frame);
   }
 
-  private admit(frame: Frame, params: ReadonlyMap<string, string>, requested: string, admitted: Permissions | HandshakeRefusal): void {
+  private admit(frame: Frame, requested: string, admitted: Permissions | HandshakeRefusal): void {
     if (!(admitted instanceof Permissions)) {
       this.refuse(admitted.code, admitted.text);
       return;
@@ -348,11 +436,16 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.namespace = namespace;
     this.permissions = admitted;
     this.name = name;
-    this.params = params;
+    this.connectUrl = url;
+    // The reference clients' metas are just the protocol version: one shared string, not one per session.
+    this.connectMeta = frame.metaString === PROTOCOL_META ? PROTOCOL_META : frame.metaString;
     this.state = SessionState.Open;
     this.openedAt = Date.now();
     // The Connect is accepted: a transport that limits what it sends an unvalidated address lifts the limit.
     this.connection.peerValidated?.();
+    // The deadline armed for the handshake may lie beyond the idle one (handshake timeout > idle timeout).
+    const idleMs = this.ctx.settings.idleTimeoutMs;
+    if (this.deadline > this.openedAt + idleMs) this.ctx.deadlines.schedule(this, idleMs);
     // Connack echoes the Connect's sid, event and data (spec §3, fixtures b1/b2).
     this.sendControl(encodeFrame({ flag: Flag.Connack, sid: frame.sid, event: frame.event, meta: PROTOCOL_META, data: frame.data }));
     this.ctx.sessionOnOpen(this);
@@ -370,6 +463,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
   applyPermissions(permissions: Permissions): void {
     const previous = this.permissions;
     this.permissions = permissions;
+    // A remembered `@` route holds the old permission check (AtRouteCache): the next `@` frame is checked anew.
+    this.atRoute = null;
     this.armExpiry();
     this.ctx.sessionPermissionsChanged?.(this, previous);
   }
@@ -572,6 +667,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner {
     this.heldFrames = null;
     this.expiry?.cancel();
     this.decoder?.stop();
+    this.ctx.deadlines.cancel(this);
     this.releaseFeeders();
     if (this.pausedOn !== null) {
       for (const target of this.pausedOn) target.feeders?.delete(this);

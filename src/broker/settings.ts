@@ -26,7 +26,10 @@ export interface BrokerSettings {
   idleTimeoutMs: number;
   requestTimeoutMs: number;
   streamTimeoutMs: number;
-  /** How often sessions are checked for handshake and idle timeouts. */
+  /**
+   * Resolution of the sessions' handshake, idle and congestion deadlines (a timer wheel: each session holds
+   * one entry, re-armed when it expires; nothing visits every session).
+   */
   sweepIntervalMs: number;
   /** Resolution of request/stream/fragment deadlines. */
   timerResolutionMs: number;
@@ -54,10 +57,24 @@ export interface BrokerSettings {
   memoryBudgetBytes: number;
   /** Reading resumes once the queued bytes fall below this. */
   memoryLowWaterBytes: number;
-  /** How often the queued bytes are summed against the budget. */
+  /**
+   * How often the running total of queued bytes is brought up to date and held against the budget (only
+   * the queues that took bytes since are read; no check runs while nothing is queued).
+   */
   budgetCheckMs: number;
   /** Summary logging of what ends before a handshake (src/broker/pre-handshake-log.ts). */
   preHandshakeLog: PreHandshakeLogSettings;
+  /**
+   * Fast path (principle 8): an 8-byte Ping is answered, and an 8-byte Pong taken, without decoding it into
+   * a Frame object (a heartbeat allocates nothing). Off: every frame is decoded into a Frame first.
+   */
+  bareControlFrames: boolean;
+  /**
+   * Fast path (principle 8): a sender's `@` meta, once it repeats, is remembered with its parsed address and
+   * permission check (AtRouteCache): its next frames with the same meta bytes are routed without decoding or
+   * checking the meta again. Off: every frame's meta is decoded and checked.
+   */
+  atRouteCache: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
@@ -81,6 +98,8 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   memoryLowWaterBytes: 768 * MiB,
   budgetCheckMs: 100,
   preHandshakeLog: DEFAULT_PRE_HANDSHAKE_LOG,
+  bareControlFrames: true,
+  atRouteCache: true,
 });
 
 /** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */

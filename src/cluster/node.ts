@@ -12,7 +12,7 @@ import type { Broker, SessionObserver } from '../broker/broker.js';
 import type { ClusterRouting } from '../broker/cluster-seam.js';
 import { rendezvousScore } from '../broker/rendezvous.js';
 import type { NameGroup } from '../broker/session-registry.js';
-import type { Session } from '../broker/session.js';
+import { SessionState, type Session } from '../broker/session.js';
 import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
 import { LocalInterest, RemoteInterest, eventKey, nameKey, weightedTurn, type RemoteEntry } from './interest.js';
@@ -133,6 +133,13 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
 
   get peerCount(): number {
     return this.links.size;
+  }
+
+  /** Peer nodes whose stand-in session is open (every one, while the node is up: only membership ends one). */
+  get peerSessionsOpen(): number {
+    let open = 0;
+    for (const link of this.links.values()) if (link.session.state === SessionState.Open) open++;
+    return open;
   }
 
   // ----- ClusterRouting: the router's questions ----------------------------------------------------------

@@ -13,7 +13,7 @@ import { ALL_PERMISSIONS, Permissions, type AccessPolicy } from '../broker/acces
 import type { Broker } from '../broker/broker.js';
 import type { Router } from '../broker/router.js';
 import { Session, SessionState } from '../broker/session.js';
-import type { SessionContext } from '../broker/session-context.js';
+import { NO_DEADLINES, type SessionContext } from '../broker/session-context.js';
 import type { BrokerSettings } from '../broker/settings.js';
 import type { BrokerStats } from '../broker/stats.js';
 import type { StreamTable } from '../broker/streams.js';
@@ -214,6 +214,10 @@ class PeerContext implements SessionContext {
   readonly router: Router;
   readonly streams: StreamTable;
   readonly access: AccessPolicy;
+  /** A peer session lives as long as its node is a member (heartbeats), never by idle or handshake time. */
+  readonly deadlines = NO_DEADLINES;
+  /** Its batches are bounded by cluster.maxBacklogBytes, not by the clients' memory budget. */
+  readonly queued = null;
 
   constructor(private readonly broker: Broker, peerStreams: number) {
     const s = broker.settings;

@@ -132,5 +132,7 @@ export function settingsFromConfig(config: BrokerConfig): BrokerSettings {
     },
     forwardMessageBytes: config.fastPaths.forwardMessageBytes,
     preHandshakeLog: { intervalMs: config.log.preHandshake.intervalMs, warnPerSecond: config.log.preHandshake.warnPerSecond },
+    bareControlFrames: config.fastPaths.bareControlFrames,
+    atRouteCache: config.fastPaths.atRouteCache,
   });
 }

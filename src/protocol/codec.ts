@@ -19,6 +19,12 @@ export interface FrameSink {
   onFrame(frame: Frame): void;
   /** A fatal error is the last call the sink receives from this decoder. */
   onFrameError(error: FrameError): void;
+  /**
+   * Optional: an 8-byte frame (len + flag only, e.g. Ping) whole in one chunk is offered here first, so a
+   * heartbeat costs no Frame object. Returns true when taken; false makes the decoder build the Frame and
+   * call onFrame as for any other frame. Precondition: `flag` passed the flag checks (see mayBeBare).
+   */
+  onBare?(flag: number): boolean;
 }
 
 /** Frames that may be sent as just `len + flag` (8 bytes): the reference sends Ping and Pong that way. */
@@ -282,7 +288,7 @@ export class FrameDecoder {
       const start = off;
       off += len;
       if (len === FRAME_PREFIX_BYTES) {
-        sink.onFrame(bareFrame(buf, start, flag));
+        if (sink.onBare === undefined || !sink.onBare(flag)) sink.onFrame(bareFrame(buf, start, flag));
         continue;
       }
       scanner.reset();

@@ -91,6 +91,22 @@ export class Frame {
     return true;
   }
 
+  /**
+   * As adoptEvent(), for the meta string: takes `meta` as this frame's meta when the meta's bytes equal
+   * `bytes` (a plain client sends the same `@=name` on every frame). Precondition: `bytes` is the UTF-8
+   * encoding of `meta`.
+   */
+  adoptMeta(meta: string, bytes: Buffer): boolean {
+    if (this.cachedMeta !== undefined) return this.cachedMeta === meta;
+    const from = this.start + this.eventEnd + 2;
+    const length = bytes.length;
+    if (this.start + this.metaEnd - from !== length) return false;
+    const source = this.source;
+    for (let i = 0; i < length; i++) if (source[from + i] !== bytes[i]) return false;
+    this.cachedMeta = meta;
+    return true;
+  }
+
   /** The event's bytes (a view of `source`). */
   eventBytes(): Buffer {
     return this.source.subarray(this.start + this.sidEnd + 2, this.start + this.eventEnd);

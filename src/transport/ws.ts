@@ -9,7 +9,6 @@
  * binary frames are cut from the socket's reads without ws's per-message stream and event layers. That is
  * most of the CPU a message costs over ws beyond tcp (bench S1/S2).
  */
-import { randomFillSync } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
@@ -26,6 +25,12 @@ import type {
 } from './connection.js';
 import { listenServer, stopListening } from './listen.js';
 import { DEFAULT_HIGH_WATER_MARK, type TlsServerOptions } from './tcp.js';
+import { BINARY_FIN, copyRange, maskCopyRange, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
+
+// The framing helpers live in ws-framing.ts; re-exported for the adapter's users and tests.
+export { maskCopy, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
+
+const EMPTY = Buffer.alloc(0);
 
 /** The subprotocol the server selects when offered (spec §2). */
 export const SOCKET_D_SUBPROTOCOL = 'Socket.D';
@@ -36,139 +41,17 @@ const MAX_CLOSE_REASON_BYTES = 123;
 /** ws 1006: the connection dropped without a close frame. */
 const WS_ABNORMAL_CLOSURE = 1006;
 
-/** First byte of every data frame we send: FIN + opcode 2 (binary); one frame per message, never fragmented. */
-const BINARY_FIN = 0x82;
-
 /** Pending frames are copied into buffers of up to this many bytes, each written with one call (see flush). */
 const COALESCE_LIMIT = 64 * 1024;
 /** Unmasked (server) bodies at least this large are written as they are, without a copy. */
 const LARGE_BODY = 16 * 1024;
 
-/** Masking keys (RFC 6455 §5.3: fresh and unpredictable per frame) are taken from a pool filled by the CSPRNG. */
-const MASK_POOL_SIZE = 8 * 1024;
-const maskPool = Buffer.alloc(MASK_POOL_SIZE);
-let maskPoolOffset = MASK_POOL_SIZE;
-
-/** Size of a WebSocket frame header for a payload of `length` bytes (RFC 6455 §5.2). */
-export function wsHeaderLength(length: number, masked: boolean): number {
-  return (length < 126 ? 2 : length < 65536 ? 4 : 10) + (masked ? 4 : 0);
-}
-
 /**
- * Writes the header of a final binary frame carrying `length` payload bytes at `out[offset]`; with `masked`,
- * also a fresh masking key, which the caller applies to the payload. Returns the offset after the header.
+ * The connection a WebSocket or its socket belongs to: the listeners are shared by every connection and find
+ * theirs through this tag, so a connection holds no closures of its own (memory per idle session).
  */
-export function writeWsHeader(out: Buffer, offset: number, length: number, masked: boolean): number {
-  const maskBit = masked ? 0x80 : 0;
-  out[offset++] = BINARY_FIN;
-  if (length < 126) {
-    out[offset++] = length | maskBit;
-  } else if (length < 65536) {
-    out[offset++] = 126 | maskBit;
-    out[offset++] = length >>> 8;
-    out[offset++] = length & 0xff;
-  } else {
-    out[offset++] = 127 | maskBit;
-    out.writeUInt32BE(Math.floor(length / 0x1_0000_0000), offset);
-    out.writeUInt32BE(length >>> 0, offset + 4);
-    offset += 8;
-  }
-  if (masked) {
-    if (maskPoolOffset === MASK_POOL_SIZE) {
-      randomFillSync(maskPool);
-      maskPoolOffset = 0;
-    }
-    out[offset++] = maskPool[maskPoolOffset++]!;
-    out[offset++] = maskPool[maskPoolOffset++]!;
-    out[offset++] = maskPool[maskPoolOffset++]!;
-    out[offset++] = maskPool[maskPoolOffset++]!;
-  }
-  return offset;
-}
-
-/** Payloads at least this long are XOR-ed 32 bits at a time (through an Int32Array view), shorter ones bytewise. */
-const WORD_MASK_MIN = 256;
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-/** XORs `buffer[start, end)` in place with the key bytes k0..k3 (k0 applies to `buffer[start]`). */
-function xorMask(buffer: Buffer, start: number, end: number, k0: number, k1: number, k2: number, k3: number): void {
-  let i = start;
-  if (end - start >= WORD_MASK_MIN) {
-    // Bytewise up to a 4-byte aligned address, then whole words, then the tail.
-    const misaligned = (buffer.byteOffset + i) & 3;
-    for (let n = misaligned === 0 ? 0 : 4 - misaligned; n > 0; n--) {
-      buffer[i] = buffer[i]! ^ k0;
-      i++;
-      const k = k0;
-      k0 = k1;
-      k1 = k2;
-      k2 = k3;
-      k3 = k;
-    }
-    const words = (end - i) >>> 2;
-    const key = LITTLE_ENDIAN ? (k0 | (k1 << 8) | (k2 << 16) | (k3 << 24)) : ((k0 << 24) | (k1 << 16) | (k2 << 8) | k3);
-    const view = new Int32Array(buffer.buffer, buffer.byteOffset + i, words);
-    // Unrolled: about 2.5x faster than one word per iteration in V8 (Node 20).
-    const unrolled = words & ~3;
-    let w = 0;
-    for (; w < unrolled; w += 4) {
-      view[w] = view[w]! ^ key;
-      view[w + 1] = view[w + 1]! ^ key;
-      view[w + 2] = view[w + 2]! ^ key;
-      view[w + 3] = view[w + 3]! ^ key;
-    }
-    for (; w < words; w++) view[w] = view[w]! ^ key;
-    i += words * 4;
-  } else {
-    const whole = start + ((end - start) & ~3);
-    for (; i < whole; i += 4) {
-      buffer[i] = buffer[i]! ^ k0;
-      buffer[i + 1] = buffer[i + 1]! ^ k1;
-      buffer[i + 2] = buffer[i + 2]! ^ k2;
-      buffer[i + 3] = buffer[i + 3]! ^ k3;
-    }
-  }
-  if (i < end) buffer[i] = buffer[i]! ^ k0;
-  if (i + 1 < end) buffer[i + 1] = buffer[i + 1]! ^ k1;
-  if (i + 2 < end) buffer[i + 2] = buffer[i + 2]! ^ k2;
-}
-
-/**
- * Copies `source` to `out[offset]` XOR-ed with the 4-byte key at `out[keyAt]`, starting at key byte `phase`
- * (RFC 6455 §5.3: payload byte i is XOR-ed with key byte i mod 4). `source` is not modified.
- */
-export function maskCopy(source: Buffer, out: Buffer, offset: number, keyAt: number, phase: number): void {
-  const k0 = out[keyAt + (phase & 3)]!;
-  const k1 = out[keyAt + ((phase + 1) & 3)]!;
-  const k2 = out[keyAt + ((phase + 2) & 3)]!;
-  const k3 = out[keyAt + ((phase + 3) & 3)]!;
-  const length = source.length;
-  if (length >= WORD_MASK_MIN) {
-    out.set(source, offset);
-    xorMask(out, offset, offset + length, k0, k1, k2, k3);
-    return;
-  }
-  const whole = length & ~3;
-  let i = 0;
-  for (; i < whole; i += 4) {
-    out[offset + i] = source[i]! ^ k0;
-    out[offset + i + 1] = source[i + 1]! ^ k1;
-    out[offset + i + 2] = source[i + 2]! ^ k2;
-    out[offset + i + 3] = source[i + 3]! ^ k3;
-  }
-  if (i < length) out[offset + i] = source[i]! ^ k0;
-  if (i + 1 < length) out[offset + i + 1] = source[i + 1]! ^ k1;
-  if (i + 2 < length) out[offset + i + 2] = source[i + 2]! ^ k2;
-}
-
-/** XORs `buffer[start, end)` in place with the 4-byte masking key at `buffer[keyAt]` (RFC 6455 §5.3). */
-export function unmaskInPlace(buffer: Buffer, start: number, end: number, keyAt: number): void {
-  const k0 = buffer[keyAt]!;
-  const k1 = buffer[keyAt + 1]!;
-  const k2 = buffer[keyAt + 2]!;
-  const k3 = buffer[keyAt + 3]!;
-  if ((k0 | k1 | k2 | k3) !== 0) xorMask(buffer, start, end, k0, k1, k2, k3);
-}
+const kConnection = Symbol('socketd.wsConnection');
+type Tagged<T> = T & { [kConnection]?: WsConnection };
 
 /** Node's Buffer constructor for views (what Buffer#subarray makes), without the species lookup. */
 const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
@@ -233,13 +116,15 @@ export class WsConnection implements Connection {
   private readonly highWaterMark: number;
   /** Drain is reported at half the high-water mark (see TcpConnection.lowWaterMark). */
   private readonly lowWaterMark: number;
-  private readonly sendDoneBound = (): void => this.checkDrain();
+  /** Completion callback for writes made while congested; created on first congestion. */
+  private writeDone: (() => void) | null = null;
   private handler: ConnectionHandler | null = null;
   /**
-   * Frames written this tick, as head, body pairs (body may be undefined): framed and written in flush(), in
-   * as few socket writes as possible, instead of one ws.send (two socket writes, a copy) per frame.
+   * Frames written this tick, six slots each: head, headStart, headEnd, body (null for none), bodyStart,
+   * bodyEnd; framed and written in flush(), in as few socket writes as possible, instead of one ws.send (two
+   * socket writes, a copy) per frame. Ranges, not views: a forwarded frame (writeRange) costs no Buffer.
    */
-  private pending: (Buffer | undefined)[] = [];
+  private pending: (Buffer | number | null)[] | null = null;
   /** Wire bytes of the pending frames, WebSocket headers included. */
   private pendingBytes = 0;
   /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
@@ -259,7 +144,7 @@ export class WsConnection implements Connection {
   private readonly inboundMasked: boolean = false;
   private readonly maxPayload: number = 0;
   /** Bytes of an unfinished frame (or frame header) kept from earlier reads, and how many are needed. */
-  private keptParts: Buffer[] = [];
+  private keptParts: Buffer[] | null = null;
   private keptBytes = 0;
   private keptNeed = 0;
   /** Everything goes to the Receiver until it is back at a message boundary (e.g. inside fragments). */
@@ -287,19 +172,15 @@ export class WsConnection implements Connection {
     this.highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
     this.lowWaterMark = Math.floor(this.highWaterMark / 2);
 
-    this.wsOnMessage = this.wsOnMessage.bind(this);
-    this.wsOnError = this.wsOnError.bind(this);
-    this.wsOnClose = this.wsOnClose.bind(this);
-    this.socketOnDrain = this.socketOnDrain.bind(this);
-    this.flush = this.flush.bind(this);
-    this.emitClose = this.emitClose.bind(this);
+    (ws as Tagged<WebSocket>)[kConnection] = this;
+    (socket as Tagged<net.Socket>)[kConnection] = this;
 
     // Fragmented messages arrive as one Buffer with 'nodebuffer' (ws concatenates them).
     ws.binaryType = 'nodebuffer';
-    ws.on('message', this.wsOnMessage);
-    ws.on('error', this.wsOnError);
-    ws.on('close', this.wsOnClose);
-    socket.on('drain', this.socketOnDrain);
+    ws.on('message', WsConnection.wsOnMessage);
+    ws.on('error', WsConnection.wsOnError);
+    ws.on('close', WsConnection.wsOnClose);
+    socket.on('drain', WsConnection.socketOnDrain);
 
     const internals = ws as unknown as WsInternals;
     const receiver = internals._receiver;
@@ -309,12 +190,12 @@ export class WsConnection implements Connection {
       this.inboundMasked = internals._isServer;
       this.maxPayload = receiver._maxPayload;
       this.delegating = !receiverAtBoundary(receiver);
-      this.socketOnData = this.socketOnData.bind(this);
-      this.socketOnClose = this.socketOnClose.bind(this);
+      // Ours is added before ws's is removed: the socket's listener table then keeps its fast shape (removing
+      // a type's only listener deletes the key and turns the table into a dictionary, ~230 B per connection).
+      socket.on('data', WsConnection.socketOnData);
       socket.removeListener('data', wsOnData as (chunk: Buffer) => void);
-      socket.on('data', this.socketOnData);
       // Before ws's own 'close' listener, which would pass bytes still buffered in a paused socket to its Receiver.
-      socket.prependListener('close', this.socketOnClose);
+      socket.prependListener('close', WsConnection.socketOnClose);
     }
     // Nothing is read until start(), so no message can arrive before there is a handler.
     ws.pause();
@@ -332,7 +213,7 @@ export class WsConnection implements Connection {
     if (this.handler !== null) throw new Error('WsConnection.start called twice');
     this.handler = handler;
     if (this.isClosed) {
-      process.nextTick(this.emitClose);
+      process.nextTick(WsConnection.emitCloseLater, this);
       return;
     }
     if (!this.userPaused) this.ws.resume();
@@ -340,29 +221,76 @@ export class WsConnection implements Connection {
 
   /** Returns true when closed or closing: nothing is queued then and no drain follows. */
   write(head: Buffer, body?: Buffer): boolean {
+    return body === undefined ? this.queue(head, 0, head.length, null, 0, 0) : this.queue(head, 0, head.length, body, 0, body.length);
+  }
+
+  writeRange(source: Buffer, start: number, end: number): boolean {
+    return this.queue(source, start, end, null, 0, 0);
+  }
+
+  writeRanges(head: Buffer, headStart: number, headEnd: number, body: Buffer, bodyStart: number, bodyEnd: number): boolean {
+    return this.queue(head, headStart, headEnd, body, bodyStart, bodyEnd);
+  }
+
+  /** Queues one frame, `head[headStart, headEnd)` then `body[bodyStart, bodyEnd)` (body null: none). */
+  private queue(head: Buffer, headStart: number, headEnd: number, body: Buffer | null, bodyStart: number, bodyEnd: number): boolean {
     if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
+    // A large frame forwarded whole is queued as a body, so that writePending writes it uncopied.
+    if (body === null && !this.masked && headEnd - headStart >= LARGE_BODY) return this.queue(EMPTY, 0, 0, head, headStart, headEnd);
     // One frame must be one message (spec §2): head and body become the payload of one WebSocket frame.
-    const length = body === undefined ? head.length : head.length + body.length;
+    const bodyLength = body === null ? 0 : bodyEnd - bodyStart;
+    const length = headEnd - headStart + bodyLength;
     const wireBytes = length + wsHeaderLength(length, this.masked);
-    this.pending.push(head, body);
+    (this.pending ??= []).push(head, headStart, headEnd, body, bodyStart, bodyEnd);
     this.pendingBytes += wireBytes;
-    this.pendingCopyBytes += !this.masked && body !== undefined && body.length >= LARGE_BODY ? wireBytes - body.length : wireBytes;
+    this.pendingCopyBytes += !this.masked && bodyLength >= LARGE_BODY ? wireBytes - bodyLength : wireBytes;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       if (this.receiver === null) {
         this.tickCorked = true;
         this.socket.cork();
       }
-      setImmediate(this.flush);
+      setImmediate(WsConnection.flushLater, this);
     }
     // When ws reads by itself it may write a pong or close frame at any time: frames then go into the socket
     // at once (corked for the tick, as one writev), so nothing ws writes later can overtake them.
     if (this.receiver === null) this.writePending();
-    if (this.bufferedBytes > this.highWaterMark) {
+    return this.belowHighWater(wireBytes);
+  }
+
+  /**
+   * Answers a write of `size` wire bytes just queued: false above the high-water mark, unless the frame is
+   * all there is. As in the tcp adapter (TcpConnection.queued): a frame into an empty queue is taken without
+   * pushing back however large it is, else every 1 MiB frame (bench S5) would start a congestion episode.
+   */
+  private belowHighWater(size: number): boolean {
+    const buffered = this.bufferedBytes;
+    if (buffered > this.highWaterMark && buffered > size) {
       this.needDrain = true;
       return false;
     }
     return true;
+  }
+
+  /**
+   * A large frame received in parts (Frame.parts), forwarded without joining them: what is queued goes out
+   * first, then the WebSocket header and the parts as they are (server side, unmasked). A client masks, so
+   * it joins them.
+   */
+  writeParts(parts: readonly Buffer[], size: number): boolean {
+    if (this.masked) return this.write(Buffer.concat(parts, size));
+    if (this.isClosed || this.ws.readyState !== WebSocket.OPEN) return true;
+    this.writePending();
+    if (!this.socket.destroyed && !this.socket.writableEnded) {
+      const header = Buffer.allocUnsafe(wsHeaderLength(size, false));
+      writeWsHeader(header, 0, size, false);
+      const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
+      this.socket.cork();
+      this.socket.write(header, done);
+      for (const part of parts) this.socket.write(part, done);
+      this.socket.uncork();
+    }
+    return this.belowHighWater(size + wsHeaderLength(size, false));
   }
 
   pause(): void {
@@ -410,28 +338,33 @@ export class WsConnection implements Connection {
    */
   private writePending(): void {
     const pending = this.pending;
+    if (pending === null) return;
     const count = pending.length;
-    if (count === 0) return;
     let remaining = this.pendingCopyBytes;
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
     // Ended (peer FIN) or destroyed: nothing can be written any more.
     if (this.socket.destroyed || this.socket.writableEnded) return;
     const masked = this.masked;
-    const done = this.needDrain ? this.sendDoneBound : undefined;
+    const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
     let out: Buffer | null = null;
     let outStart = 0;
     let offset = 0;
     let corked = false;
-    for (let i = 0; i < count; i += 2) {
-      const head = pending[i]!;
-      const body = pending[i + 1];
-      const bodyLength = body === undefined ? 0 : body.length;
-      const length = head.length + bodyLength;
+    for (let i = 0; i < count; i += 6) {
+      const head = pending[i] as Buffer;
+      const headStart = pending[i + 1] as number;
+      const headEnd = pending[i + 2] as number;
+      const body = pending[i + 3] as Buffer | null;
+      const bodyStart = pending[i + 4] as number;
+      const bodyEnd = pending[i + 5] as number;
+      const headLength = headEnd - headStart;
+      const bodyLength = body === null ? 0 : bodyEnd - bodyStart;
+      const length = headLength + bodyLength;
       const headerLength = wsHeaderLength(length, masked);
       const bodyApart = !masked && bodyLength >= LARGE_BODY;
-      const copied = headerLength + head.length + (bodyApart ? 0 : bodyLength);
+      const copied = headerLength + headLength + (bodyApart ? 0 : bodyLength);
       if (out === null || offset + copied > out.length) {
         if (out !== null && offset > outStart) {
           if (!corked) corked = this.corkOnce();
@@ -445,23 +378,23 @@ export class WsConnection implements Connection {
       const keyAt = offset + headerLength - 4;
       offset = writeWsHeader(out, offset, length, masked);
       if (masked) {
-        maskCopy(head, out, offset, keyAt, 0);
-        offset += head.length;
-        if (body !== undefined) {
-          maskCopy(body, out, offset, keyAt, head.length);
+        maskCopyRange(head, headStart, headEnd, out, offset, keyAt, 0);
+        offset += headLength;
+        if (body !== null) {
+          maskCopyRange(body, bodyStart, bodyEnd, out, offset, keyAt, headLength);
           offset += bodyLength;
         }
       } else {
-        out.set(head, offset);
-        offset += head.length;
+        copyRange(head, headStart, headEnd, out, offset);
+        offset += headLength;
         if (bodyApart) {
           // The header and head so far go first, then the body uncopied; the buffer's rest stays in use.
           if (!corked) corked = this.corkOnce();
           this.socket.write(out.subarray(outStart, offset), done);
-          this.socket.write(body!, done);
+          this.socket.write(bodyStart === 0 && bodyEnd === body!.length ? body! : body!.subarray(bodyStart, bodyEnd), done);
           outStart = offset;
-        } else if (body !== undefined) {
-          out.set(body, offset);
+        } else if (body !== null) {
+          copyRange(body, bodyStart, bodyEnd, out, offset);
           offset += bodyLength;
         }
       }
@@ -471,7 +404,7 @@ export class WsConnection implements Connection {
   }
 
   private dropPending(): void {
-    this.pending = [];
+    this.pending = null;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
   }
@@ -487,13 +420,45 @@ export class WsConnection implements Connection {
     this.handler?.connectionOnDrain();
   }
 
-  private wsOnMessage(data: Buffer, isBinary: boolean): void {
+  private static wsOnMessage(this: Tagged<WebSocket>, data: Buffer, isBinary: boolean): void {
+    this[kConnection]!.handleMessage(data, isBinary);
+  }
+
+  private static wsOnError(this: Tagged<WebSocket>, error: Error): void {
+    this[kConnection]!.handleWsError(error);
+  }
+
+  private static wsOnClose(this: Tagged<WebSocket>, code: number, reason: Buffer): void {
+    this[kConnection]!.handleWsClose(code, reason);
+  }
+
+  private static socketOnData(this: Tagged<net.Socket>, chunk: Buffer): void {
+    this[kConnection]!.handleData(chunk);
+  }
+
+  private static socketOnClose(this: Tagged<net.Socket>): void {
+    this[kConnection]!.handleSocketClose();
+  }
+
+  private static socketOnDrain(this: Tagged<net.Socket>): void {
+    this[kConnection]!.checkDrain();
+  }
+
+  private static flushLater(connection: WsConnection): void {
+    connection.flush();
+  }
+
+  private static emitCloseLater(connection: WsConnection): void {
+    connection.emitClose();
+  }
+
+  private handleMessage(data: Buffer, isBinary: boolean): void {
     if (this.isClosed || this.handler === null) return;
     if (isBinary) this.handler.connectionOnData(data);
     else this.handler.connectionOnInvalid('ws_text_message', `text message of ${data.length} bytes; frames must be binary (spec §2)`);
   }
 
-  private socketOnData(chunk: Buffer): void {
+  private handleData(chunk: Buffer): void {
     if (this.readingStopped) return;
     if (this.delegating) {
       this.delegate(chunk);
@@ -503,15 +468,16 @@ export class WsConnection implements Connection {
     // First complete a frame kept from earlier reads, copying only the bytes it still needs.
     while (this.keptBytes > 0) {
       const missing = this.keptNeed - this.keptBytes;
+      const kept = this.keptParts!;
       if (chunk.length - offset < missing) {
-        this.keptParts.push(offset === 0 ? chunk : chunk.subarray(offset));
+        kept.push(offset === 0 ? chunk : chunk.subarray(offset));
         this.keptBytes += chunk.length - offset;
         return;
       }
-      this.keptParts.push(chunk.subarray(offset, offset + missing));
+      kept.push(chunk.subarray(offset, offset + missing));
       offset += missing;
-      const joined = Buffer.concat(this.keptParts, this.keptNeed);
-      this.keptParts = [];
+      const joined = Buffer.concat(kept, this.keptNeed);
+      this.keptParts = null;
       this.keptBytes = 0;
       // Consumes the frame, or keeps it again with a larger need once its header is complete.
       this.parse(joined);
@@ -577,7 +543,7 @@ export class WsConnection implements Connection {
   }
 
   private keep(data: Buffer, offset: number, need: number): void {
-    this.keptParts.push(offset === 0 ? data : data.subarray(offset));
+    (this.keptParts ??= []).push(offset === 0 ? data : data.subarray(offset));
     this.keptBytes = data.length - offset;
     this.keptNeed = need;
   }
@@ -602,30 +568,26 @@ export class WsConnection implements Connection {
     return !this.delegating;
   }
 
-  private socketOnClose(): void {
+  private handleSocketClose(): void {
     // ws's 'close' listener (after this one) passes bytes still buffered in a paused socket to its Receiver;
     // they are cut here instead, so frames are cut in one place. read() emits 'data' only when no error was
     // emitted: our listener goes first so that the bytes are handled exactly once.
-    this.socket.removeListener('data', this.socketOnData);
+    this.socket.removeListener('data', WsConnection.socketOnData);
     if (!this.readingStopped && this.socket.readableLength > 0) {
       const rest = this.socket.read(this.socket.readableLength) as Buffer | null;
-      if (rest !== null) this.socketOnData(rest);
+      if (rest !== null) this.handleData(rest);
     }
     this.readingStopped = true;
-    this.keptParts = [];
+    this.keptParts = null;
     this.keptBytes = 0;
   }
 
-  private socketOnDrain(): void {
-    this.checkDrain();
-  }
-
-  private wsOnError(error: Error): void {
+  private handleWsError(error: Error): void {
     // ws closes the connection itself and emits 'close' afterwards; the error only decides the code.
     if (this.wsError === null) this.wsError = error;
   }
 
-  private wsOnClose(code: number, reason: Buffer): void {
+  private handleWsClose(code: number, reason: Buffer): void {
     this.dropPending();
     if (this.localReason !== null) this.finish('local', this.localReason);
     else if (this.wsError !== null) this.finish('error', this.wsError.message);

@@ -293,6 +293,31 @@ describe('JWT access (HS256)', () => {
     }
   });
 
+  test('$auth that narrows `address` applies to a remembered @ route at once (fastPaths.atRouteCache)', async () => {
+    const server = await startTestBroker({ access: jwtAccess() });
+    let alice: RawClient | undefined;
+    let svc: RawClient | undefined;
+    try {
+      svc = await connect(server, 'tcp', { name: 'svc', meta: `token=${await token({ sub: 'svc' })}` });
+      alice = await connect(server, 'tcp', { meta: `token=${await token({ claims: { socketd: { address: { allow: ['svc'] } } } })}` });
+      // Repeated, the @ meta is remembered with its permission check.
+      for (const data of ['m1', 'm2', 'm3']) alice.send({ flag: Flag.Message, event: 'hello', meta: '@=svc', data });
+      await eventually(() => svc!.frames.filter((f) => f.flag === Flag.Message).length === 3, 3000, 'three messages');
+      const narrower = await token({ claims: { socketd: { address: { allow: ['other'] } } } });
+      const authSid = alice.send({ flag: Flag.Request, event: '$auth', meta: `token=${narrower}` });
+      assert.equal((await alice.nextFor(authSid)).flag, Flag.ReplyEnd);
+      const sid = alice.send({ flag: Flag.Message, event: 'hello', meta: '@=svc', data: 'm4' });
+      const alarm = await alice.nextFor(sid);
+      assert.equal(alarm.flag, Flag.Alarm);
+      assert.equal(metaOf(alarm.metaString, 'code'), '4003');
+      await sleep(50);
+      assert.deepEqual(svc.frames.filter((f) => f.flag === Flag.Message).map((f) => f.data.toString()), ['m1', 'm2', 'm3']);
+    } finally {
+      closeAll(alice, svc);
+      await server.close();
+    }
+  });
+
   test('a claim\'s namespaces limit where the token may connect (docs/namespaces.md): others are namespace_forbidden', async () => {
     const server = await startTestBroker({ access: jwtAccess() });
     const opened: RawClient[] = [];

@@ -448,3 +448,37 @@ describe('cluster over the in-process bus: namespaces stay on their node (docs/c
     assert.deepEqual(tenantSub.frames.filter(isMessage).map((f) => f.data.toString()), []);
   });
 });
+
+describe('cluster over the in-process bus: peer sessions are not clients', () => {
+  it('a quiet link to a peer node outlives timeouts.idleMs (membership, not idle time, ends it)', async () => {
+    const hub = new MemoryHub();
+    const short = { requestMs: 2000, idleMs: 300, handshakeMs: 250 };
+    const nodes = [
+      await startTestBroker({ timeouts: short }, { clusterBus: hub.bus('a') }),
+      await startTestBroker({ timeouts: short }, { clusterBus: hub.bus('b') }),
+    ];
+    const c: Cluster = { hub, nodes, clients: [] };
+    try {
+      await eventually(() => nodes.every((n) => n.cluster!.peerCount === 1), WAIT_MS, 'the nodes see each other');
+      await sleep(1200);
+      assert.ok(nodes.every((n) => n.cluster!.peerCount === 1), 'still peers after four idle timeouts');
+      assert.deepEqual(nodes.map((n) => n.cluster!.peerSessionsOpen), [1, 1], 'the peer sessions are still open');
+      const sub = await client(c, 1);
+      await subscribe(sub, 'quiet.>');
+      await interestSettled(c);
+      const pub = await client(c, 0);
+      pub.send({ flag: Flag.Message, event: 'quiet.x', data: 'after-silence' });
+      await eventually(() => sub.frames.filter(isMessage).length === 1, WAIT_MS, 'the message crosses');
+      // A stream needs the peer session open on both sides: it is the requester and the responder's stand-in.
+      const svc = await client(c, 1, { name: 'svc' });
+      autoReply(svc, (f) => f.flag === Flag.Request, (f) => `re:${f.data.toString()}`);
+      await interestSettled(c);
+      const sid = pub.send({ flag: Flag.Request, event: 'ask', meta: '@=svc', data: 'q' });
+      const answer = await pub.nextFor(sid);
+      assert.equal(answer.flag, Flag.ReplyEnd, `${answer.flag} ${answer.metaString} ${answer.data.toString()}`);
+      assert.equal(answer.data.toString(), 're:q');
+    } finally {
+      await stopCluster(c);
+    }
+  });
+});
