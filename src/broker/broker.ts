@@ -203,7 +203,8 @@ export class Broker implements SessionContext, ListenerReporter {
   sessionOnOpen(session: Session): void {
     this.registryOf(session).add(session);
     this.stats.sessionsOpen++;
-    this.logger.info(
+    // An HTTP API call is a session per request: its line goes at debug (the API counts its calls in metrics).
+    this.logger[session.connection.requestScoped === true ? 'debug' : 'info'](
       { event: 'session_open', id: session.id, name: session.name || undefined, transport: session.transport, remote: remoteOf(session) },
       'session open',
     );
@@ -225,7 +226,7 @@ export class Broker implements SessionContext, ListenerReporter {
       remote: remoteOf(session), reason, detail: detail || undefined, durationMs: Date.now() - session.createdAt,
     };
     if (wasOpen) {
-      this.logger.info(fields, 'session closed');
+      this.logger[session.connection.requestScoped === true ? 'debug' : 'info'](fields, 'session closed');
     } else {
       // One line per connection only at debug: a scan or a flood of probes must not become a flood of lines.
       this.logger.debug(fields, 'connection closed before the handshake completed');
@@ -241,7 +242,7 @@ export class Broker implements SessionContext, ListenerReporter {
 
   sessionClosing(session: Session): void {
     this.registryOf(session).remove(session);
-    this.logger.info({ event: 'session_closing', id: session.id, name: session.name || undefined }, 'session announced its close');
+    this.logger[session.connection.requestScoped === true ? 'debug' : 'info']({ event: 'session_closing', id: session.id, name: session.name || undefined }, 'session announced its close');
     for (const o of this.observers) o.sessionClosing?.(session);
   }
 

@@ -355,7 +355,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
       this.refuse('invalid_name', `'@' name '${name}' is not valid: no spaces, '&', '=', ',' or trailing '*' / '!'`);
       return;
     }
-    if (!this.ctx.admitHandshake(this.lastSeen)) {
+    if (this.connection.requestScoped !== true && !this.ctx.admitHandshake(this.lastSeen)) {
       this.refuse('handshake_rate_limited', `More than ${this.ctx.settings.handshakesPerSecond} handshakes per second: try again later`);
       return;
     }

@@ -48,6 +48,12 @@ export interface Connection {
   readonly bufferedBytes: number;
   /** True once closed (by either side); writes are then ignored. */
   readonly closed: boolean;
+  /**
+   * True when the connection carries one request of another protocol (an HTTP API call or event stream,
+   * docs/http-api.md), which has a rate limit and an access log of its own: its session's open and close lines
+   * are written at debug, and it does not draw on limits.handshakesPerSecond. Absent: false.
+   */
+  readonly requestScoped?: boolean;
 
   /** Starts delivering events to the handler. Called once, right after the listener hands the connection over. */
   start(handler: ConnectionHandler): void;

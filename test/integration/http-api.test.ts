@@ -424,3 +424,24 @@ describe('http api: long-lived event streams', () => {
     assert.equal(JSON.parse(last.data).reason, 'shutdown');
   });
 });
+
+describe('HTTP API calls are not Socket.D handshakes', () => {
+  test('they write no info lines of their own and do not draw on limits.handshakesPerSecond', async () => {
+    const lines: string[] = [];
+    const logger = (await import('pino')).default({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const server = await startTestBroker({ limits: { handshakesPerSecond: 2 } }, { logger });
+    try {
+      const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => api(server, 'POST', '/api/publish', { event: 'calls', data: `c${i}` })));
+      assert.deepEqual(answers.map((a) => a.status), Array(20).fill(200));
+      // The handshake budget is still there for a Socket.D client.
+      const client = await rawConnect(server, 'tcp');
+      closeAll(client);
+      await eventually(() => server.broker.sessionCount === 0, 3000, 'every session gone');
+      const sessionLines = lines.filter((l) => /"event":"session_(open|close|closing)"/.test(l) && l.includes('"transport":"http"'));
+      assert.deepEqual(sessionLines, []);
+      assert.equal(server.broker.stats.handshakesRefused.get('handshake_rate_limited') ?? 0, 0);
+    } finally {
+      await server.close();
+    }
+  });
+});

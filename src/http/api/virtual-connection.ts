@@ -28,6 +28,8 @@ export class VirtualConnection implements Connection {
   /** One whole frame per write, as a ws message: no stream reassembly needed on either side. */
   readonly framing: Framing = 'message';
   readonly maxOutboundFrame = Infinity;
+  /** One API call: limited by http.api.ratePerSecond, so its session's lines go at debug (Connection). */
+  readonly requestScoped = true;
   private handler: ConnectionHandler | null = null;
   /** Work waiting for the broker to read from us again (a paused session, spec §7); small: one call's frames. */
   private waiting: (() => void)[] = [];
