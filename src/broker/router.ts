@@ -92,8 +92,8 @@ export class Router {
         return;
       }
       const registry = ns === null ? this.registry : ns.registry;
-      // Peer nodes hold interest of the default namespace only (docs/cluster.md): a namespaced sender routes locally.
-      const cluster = ns === null ? this.cluster : null;
+      // Peer nodes' names are per namespace too: the hook reads the sender's (docs/cluster.md, "Namespaces").
+      const cluster = this.cluster;
       if (cluster === null || !cluster.byName(sender, frame, at, meta.hashKey, at.mode === AtMode.Everyone ? undefined : registry.group(at.name), targets)) {
         this.resolveByName(sender, at, meta.hashKey, targets, registry);
       }
