@@ -6,6 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { MemoryHub } from '../../src/cluster/memory-bus.js';
+import { batchHead, envelopeEntry } from '../../src/cluster/records.js';
+import { encodeFrame } from '../../src/protocol/codec.js';
 import type { RunningServer } from '../../src/server.js';
 import { readFileSync } from 'node:fs';
 import { eventually, ports, startTestBroker, type TestBrokerConfig } from '../support/broker.js';
@@ -534,5 +536,24 @@ describe('cluster over the in-process bus: namespaces across nodes (docs/cluster
     const elsewhere = await client(c, 0, { path: 'ns-none' });
     const miss = elsewhere.send({ flag: Flag.Request, event: 'feed' });
     assertAlarm(await elsewhere.nextFor(miss, WAIT_MS), 4004, miss);
+  });
+
+  it('drops a frame for a namespace this node no longer has, counts it, and answers a Request with 4004', async () => {
+    const a = c.nodes[0].cluster!;
+    const b = c.nodes[1].cluster!;
+    const batchFor = (frame: Buffer): Buffer => {
+      const entry = envelopeEntry(0, null, null, 'ns-gone');
+      return Buffer.concat([batchHead(1, entry.length), entry, frame]);
+    };
+    const dropped = (): number => b.stats.dropped.get('namespace_absent') ?? 0;
+    const out = b.stats.peer('a').framesOut;
+    const before = dropped();
+    b.frames('a', a.bus.incarnation, batchFor(encodeFrame({ flag: Flag.Message, sid: 'm1', event: 'x' })), 0);
+    assert.equal(dropped(), before + 1);
+    await sleep(30);
+    assert.equal(b.stats.peer('a').framesOut, out, 'a Message goes nowhere');
+    b.frames('a', a.bus.incarnation, batchFor(encodeFrame({ flag: Flag.Request, sid: 'r1', event: 'x' })), 0);
+    assert.equal(dropped(), before + 2);
+    await eventually(() => b.stats.peer('a').framesOut === out + 1, WAIT_MS, 'the 4004 Alarm goes back to the origin');
   });
 });
