@@ -4,6 +4,7 @@
  *
  *   e \0 pattern \0 group   subscriptions to a pattern ('' group: plain)
  *   n \0 name               sessions named `name`
+ *   p \0 event              sessions watching the exact `event` (`presence=1`): where join/leave notices go
  *   s \0 ns \0 key           the same keys of the namespace `ns` (docs/namespaces.md); the default
  *                          namespace's keys carry no prefix, so they are what nodes without namespaces send
  *
@@ -18,6 +19,10 @@ export function eventKey(pattern: string, group: string): string {
 
 export function nameKey(name: string): string {
   return `n\u0000${name}`;
+}
+
+export function watchKey(event: string): string {
+  return `p\u0000${event}`;
 }
 
 /** `key` qualified by the namespace `ns` ('' : the default one, whose keys stay unprefixed on the wire). */
@@ -81,6 +86,10 @@ export class RemoteInterest<L> {
   readonly names = new Map<string, Map<L, number>>();
   /** Node -> named sessions there (for `@*`). */
   readonly named = new Map<L, number>();
+  /** Exact event -> node -> sessions watching it there (presence notices). */
+  readonly watchers = new Map<string, Map<L, number>>();
+  /** Node -> events it watches (so that forgetting a node visits only its own). */
+  private readonly watching = new Map<L, Set<string>>();
 
   constructor(cacheSize: number) {
     this.index = new SubscriptionIndex<RemoteEntry<L>>({ cacheSize });
@@ -131,6 +140,27 @@ export class RemoteInterest<L> {
       else this.named.delete(link);
       return true;
     }
+    if (key.startsWith('p\u0000')) {
+      const event = key.slice(2);
+      let holders = this.watchers.get(event);
+      let mine = this.watching.get(link);
+      if (count > 0) {
+        if (holders === undefined) {
+          holders = new Map();
+          this.watchers.set(event, holders);
+        }
+        holders.set(link, count);
+        if (mine === undefined) {
+          mine = new Set();
+          this.watching.set(link, mine);
+        }
+        mine.add(event);
+      } else {
+        if (holders !== undefined && holders.delete(link) && holders.size === 0) this.watchers.delete(event);
+        if (mine !== undefined && mine.delete(event) && mine.size === 0) this.watching.delete(link);
+      }
+      return true;
+    }
     return false;
   }
 
@@ -146,11 +176,19 @@ export class RemoteInterest<L> {
         if (holders.delete(link) && holders.size === 0) this.names.delete(name);
       }
     }
+    const watched = this.watching.get(link);
+    if (watched !== undefined) {
+      this.watching.delete(link);
+      for (const event of watched) {
+        const holders = this.watchers.get(event);
+        if (holders !== undefined && holders.delete(link) && holders.size === 0) this.watchers.delete(event);
+      }
+    }
   }
 
   /** Nothing announced by any node. */
   get empty(): boolean {
-    return this.events.size === 0 && this.named.size === 0;
+    return this.events.size === 0 && this.named.size === 0 && this.watching.size === 0;
   }
 
   /** Counts of `link`'s table (for /nodez). */

@@ -15,10 +15,12 @@ import type { NameGroup } from '../broker/session-registry.js';
 import type { Session } from '../broker/session.js';
 import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
-import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, weightedTurn, type RemoteEntry } from './interest.js';
+import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, type RemoteEntry } from './interest.js';
+import type { PresenceEntry } from '../broker/event-router.js';
+import { PresenceQueries } from './presence.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
 import { readRecords, type RecordVisitor } from './records.js';
-import { decodeMessage } from '../protocol/codec.js';
+import { decodeMessage, encodeFrame } from '../protocol/codec.js';
 import { ClusterStats, type PeerCounters } from './stats.js';
 
 export interface ClusterNodeOptions {
@@ -28,12 +30,15 @@ export interface ClusterNodeOptions {
   peerStreams: number;
   /** Events whose remote matches are cached (as fastPaths.matchCacheSize); 0 switches the cache off. */
   matchCacheSize: number;
+  /** How long a `$presence` list waits for the other nodes' members; past it, it answers what arrived. */
+  presenceTimeoutMs: number;
 }
 
 export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze({
   maxBatchBytes: 256 * 1024,
   peerStreams: 1_000_000,
   matchCacheSize: 4096,
+  presenceTimeoutMs: 1000,
 });
 
 /** A peer node: its session and connection here, its counters and the routing scratch of the current frame. */
@@ -102,6 +107,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private incomingGroups: string | null = null;
   private incomingHash: string | null = null;
   private readonly startedAt = Date.now();
+  /** `$presence` lists waiting for other nodes' members (bounded by options.peerStreams). */
+  private readonly queries: PresenceQueries<PeerLink>;
 
   constructor(
     readonly bus: ClusterBus,
@@ -113,6 +120,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.remote = new RemoteInterest<PeerLink>(options.matchCacheSize);
     // Each other namespace's table has its own, smaller match cache: their number is not bounded here.
     this.interest = new NamespacedInterest<PeerLink>(this.remote, Math.min(options.matchCacheSize, NAMESPACE_CACHE));
+    this.queries = new PresenceQueries<PeerLink>(options.presenceTimeoutMs, options.peerStreams);
   }
 
   get nodeId(): string {
@@ -130,6 +138,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   async stop(): Promise<void> {
+    this.queries.close();
     await this.bus.stop();
     for (const link of [...this.links.values()]) this.dropLink(link, 'node stopped');
   }
@@ -331,7 +340,92 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       addPeers: (sender, frame, event, targets) => this.addPeers(sender, frame, event, targets),
       pickPeer: (sender, event, localCandidates, targets) => this.pickPeer(sender, event, localCandidates, targets),
       subscriptionChanged: (pattern, group, delta) => this.local.change(namespacedKey(ns, eventKey(pattern, group)), delta),
+      fromPeer: isPeer,
+      watchersChanged: (event, delta) => this.local.change(namespacedKey(ns, watchKey(event)), delta),
+      presenceNotice: (subject, event, notice) => this.presenceNotice(subject, event, notice),
+      presenceQuery: (sender, event, done) => this.presenceQuery(sender, event, done),
+      presenceControl: (sender, frame, local) => this.presenceControl(sender, frame, local),
     };
+  }
+
+  // ----- presence across nodes (docs/cluster.md, "Presence") ---------------------------------------------
+
+  fromPeer(session: Session): boolean {
+    return isPeer(session);
+  }
+
+  watchersChanged(event: string, delta: number): void {
+    this.local.change(watchKey(event), delta);
+  }
+
+  presenceNotice(subject: Session, event: string, notice: () => Buffer): void {
+    const ns = subject.namespace;
+    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
+    const holders = remote?.watchers.get(event);
+    if (holders === undefined || holders.size === 0) return;
+    if (!this.bus.linkUp) {
+      ClusterStats.inc(this.stats.dropped, 'link_down_presence');
+      return;
+    }
+    const bytes = notice();
+    for (const link of holders.keys()) sendTagged(link, ns === null ? null : ns.name, bytes);
+  }
+
+  presenceQuery(sender: Session, event: string, done: (remote: PresenceEntry[]) => void): boolean {
+    const ns = sender.namespace;
+    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
+    if (remote === undefined) return false;
+    // The nodes holding an exact subscription to the event: only they can have members of it.
+    const match = remote.index.match(event);
+    const asked = new Set<PeerLink>();
+    for (const entry of match.subscribers) if (entry.pattern === event) asked.add(entry.link);
+    for (const group of match.groups) for (const entry of group.members) if (entry.pattern === event) asked.add(entry.link);
+    if (asked.size === 0) return false;
+    if (!this.bus.linkUp) {
+      ClusterStats.inc(this.stats.dropped, 'link_down_presence');
+      return false;
+    }
+    const id = this.queries.open(asked, done);
+    if (id === null) {
+      ClusterStats.inc(this.stats.dropped, 'presence_queries_limit');
+      return false;
+    }
+    const ask = encodeFrame({ flag: Flag.Message, sid: `pq${id}`, event: '$presence.list', meta: `event=${event}&q=${id}` });
+    for (const link of asked) sendTagged(link, ns === null ? null : ns.name, ask);
+    return true;
+  }
+
+  presenceControl(sender: Session, frame: Frame, local: (event: string) => PresenceEntry[]): void {
+    const q = frame.meta('q') ?? '';
+    if (frame.event === '$presence.list') {
+      const entries = local(frame.meta('event') ?? '');
+      let answer = encodeFrame({ flag: Flag.Message, sid: `pa${q}`, event: '$presence.answer', meta: `q=${q}`, data: JSON.stringify(entries) });
+      if (answer.length > this.broker!.settings.limits.maxFrame) {
+        // Larger than a frame may be: the origin answers with the members it has, and says so in its log.
+        ClusterStats.inc(this.stats.dropped, 'presence_too_large');
+        answer = encodeFrame({ flag: Flag.Message, sid: `pa${q}`, event: '$presence.answer', meta: `q=${q}&error=too_large`, data: '[]' });
+      }
+      const link = this.links.get((sender.connection as PeerConnection).node);
+      if (link !== undefined && link.session === sender) sendTagged(link, null, answer);
+      return;
+    }
+    if (frame.event === '$presence.answer') {
+      const link = this.links.get((sender.connection as PeerConnection).node);
+      if (link === undefined || link.session !== sender) return;
+      let entries: PresenceEntry[] = [];
+      try {
+        const parsed: unknown = JSON.parse(frame.data.toString('utf8'));
+        if (Array.isArray(parsed)) entries = parsed as PresenceEntry[];
+      } catch {
+        this.logger.warn({ event: 'cluster_bad_presence', node: link.node }, 'undecodable presence answer from a peer node');
+      }
+      if (frame.meta('error') !== undefined) {
+        this.logger.warn({ event: 'cluster_presence_too_large', node: link.node }, "a peer node's presence list is larger than a frame: left out");
+      }
+      this.queries.answered(Number(q), link, entries);
+      return;
+    }
+    ClusterStats.inc(this.stats.dropped, 'peer_control_unknown');
   }
 
   /** The next frame written to `link` routes in namespace `ns` there; reset with the other per-frame fields. */
@@ -554,7 +648,9 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.incomingGroups = groups;
     this.incomingHash = hashKey;
     const session = this.incomingLink!.session;
-    if (namespace === null) {
+    // Only a frame that opens a route reads the namespace: replies and alarms follow their stream (spec §5).
+    const flag = batch[start + 7];
+    if (namespace === null || (flag !== Flag.Message && flag !== Flag.Request && flag !== Flag.Subscribe)) {
       session.connectionOnData(batch.subarray(start, end));
       return;
     }
@@ -629,6 +725,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private dropLink(link: PeerLink, reason: string, keepInterest = false): void {
     if (this.links.get(link.node) !== link) return;
     this.links.delete(link.node);
+    // `$presence` lists waiting on it answer without its members.
+    this.queries.gone(link);
     if (keepInterest) this.orphans.push(link);
     else this.interest.clear(link);
     this.stats.peersUp = this.links.size;
@@ -648,7 +746,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       if (key.charCodeAt(0) === 101 /* e */) {
         patterns++;
         subscriptions += count;
-      } else {
+      } else if (key.charCodeAt(0) === 110 /* n */) {
         names++;
         named += count;
       }
@@ -676,6 +774,25 @@ function cursorKey(ns: { name: string } | null, kind: string, name: string): str
 /** A named session's interest key, in its own namespace. */
 function sessionNameKey(session: Session): string {
   return session.namespace === null ? nameKey(session.name) : namespacedKey(session.namespace.name, nameKey(session.name));
+}
+
+/**
+ * Writes a frame of the cluster's own (presence) to `link`, routed in namespace `ns` there. It can be written
+ * in the middle of a route (a session closing during a fan-out leaves its rooms): the tags that route set
+ * for its own frame are kept aside and put back.
+ */
+function sendTagged(link: PeerLink, ns: string | null, frame: Buffer): void {
+  const c = link.connection;
+  const groups = c.nextGroups;
+  const hashKey = c.nextHashKey;
+  const namespace = c.nextNamespace;
+  c.nextGroups = null;
+  c.nextHashKey = null;
+  c.nextNamespace = ns;
+  link.session.sendControl(frame);
+  c.nextGroups = groups;
+  c.nextHashKey = hashKey;
+  c.nextNamespace = namespace;
 }
 
 function isPeer(session: Session): boolean {
