@@ -5,6 +5,7 @@
  *   e \0 pattern \0 group   subscriptions to a pattern ('' group: plain)
  *   n \0 name               sessions named `name`
  *   p \0 event              sessions watching the exact `event` (`presence=1`): where join/leave notices go
+ *   c \0 presence           (always 1) the node answers `$presence.list` queries; nodes before it do not
  *   s \0 ns \0 key           the same keys of the namespace `ns` (docs/namespaces.md); the default
  *                          namespace's keys carry no prefix, so they are what nodes without namespaces send
  *
@@ -20,6 +21,9 @@ export function eventKey(pattern: string, group: string): string {
 export function nameKey(name: string): string {
   return `n\u0000${name}`;
 }
+
+/** Announced by every node that answers `$presence.list` (docs/cluster.md, "Presence"): a capability. */
+export const PRESENCE_CAPABILITY = 'c\u0000presence';
 
 export function watchKey(event: string): string {
   return `p\u0000${event}`;
@@ -208,6 +212,8 @@ export class RemoteInterest<L> {
  */
 export class NamespacedInterest<L> {
   readonly byNamespace = new Map<string, RemoteInterest<L>>();
+  /** Nodes that announced PRESENCE_CAPABILITY: the only ones a `$presence` list asks. */
+  readonly presenceCapable = new Set<L>();
 
   constructor(
     readonly defaultTable: RemoteInterest<L>,
@@ -222,6 +228,11 @@ export class NamespacedInterest<L> {
 
   /** As RemoteInterest.apply, for a key of any namespace. */
   apply(link: L, key: string, count: number): boolean {
+    if (key === PRESENCE_CAPABILITY) {
+      if (count > 0) this.presenceCapable.add(link);
+      else this.presenceCapable.delete(link);
+      return true;
+    }
     const split = splitNamespacedKey(key);
     if (split === null) return key.startsWith('s\u0000') ? false : this.defaultTable.apply(link, key, count);
     const [ns, inner] = split;
@@ -237,6 +248,7 @@ export class NamespacedInterest<L> {
   }
 
   clear(link: L): void {
+    this.presenceCapable.delete(link);
     this.defaultTable.clear(link);
     for (const [ns, table] of this.byNamespace) {
       table.clear(link);

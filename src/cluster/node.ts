@@ -15,7 +15,7 @@ import type { NameGroup } from '../broker/session-registry.js';
 import type { Session } from '../broker/session.js';
 import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
-import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, type RemoteEntry } from './interest.js';
+import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, PRESENCE_CAPABILITY, type RemoteEntry } from './interest.js';
 import type { PresenceEntry } from '../broker/event-router.js';
 import { PresenceQueries } from './presence.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
@@ -117,6 +117,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     private readonly options: ClusterNodeOptions = DEFAULT_NODE_OPTIONS,
   ) {
     this.local = new LocalInterest(() => this.scheduleAnnounce());
+    // Part of the whole table every node reads of this one (never a change to announce on its own).
+    this.local.counts.set(PRESENCE_CAPABILITY, 1);
     this.remote = new RemoteInterest<PeerLink>(options.matchCacheSize);
     // Each other namespace's table has its own, smaller match cache: their number is not bounded here.
     this.interest = new NamespacedInterest<PeerLink>(this.remote, Math.min(options.matchCacheSize, NAMESPACE_CACHE));
@@ -378,8 +380,13 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     // The nodes holding an exact subscription to the event: only they can have members of it.
     const match = remote.index.match(event);
     const asked = new Set<PeerLink>();
-    for (const entry of match.subscribers) if (entry.pattern === event) asked.add(entry.link);
-    for (const group of match.groups) for (const entry of group.members) if (entry.pattern === event) asked.add(entry.link);
+    // Nodes of a version without cross-node presence do not answer: they are not asked (their members are
+    // left out rather than waited for).
+    const capable = this.interest.presenceCapable;
+    for (const entry of match.subscribers) if (entry.pattern === event && capable.has(entry.link)) asked.add(entry.link);
+    for (const group of match.groups) {
+      for (const entry of group.members) if (entry.pattern === event && capable.has(entry.link)) asked.add(entry.link);
+    }
     if (asked.size === 0) return false;
     if (!this.bus.linkUp) {
       ClusterStats.inc(this.stats.dropped, 'link_down_presence');

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, weightedTurn } from '../../src/cluster/interest.js';
+import { LocalInterest, NamespacedInterest, PRESENCE_CAPABILITY, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn } from '../../src/cluster/interest.js';
 
 test('local interest counts per key and hands over absolute changes once per batch', () => {
   let signals = 0;
@@ -82,4 +82,24 @@ test('namespaced interest: the default namespace\'s keys stay unprefixed; each n
   interest.clear('c');
   assert.equal(interest.byNamespace.size, 0);
   assert.equal(interest.of('')!.index.size, 0);
+});
+
+test('presence interest: watchers per exact event and node, and the capability of answering lists', () => {
+  const interest = new NamespacedInterest<string>(new RemoteInterest<string>(16), 16);
+  assert.ok(interest.apply('b', PRESENCE_CAPABILITY, 1));
+  assert.ok(interest.apply('b', watchKey('room.1'), 2));
+  assert.ok(interest.apply('c', watchKey('room.1'), 1));
+  assert.ok(interest.apply('c', namespacedKey('t', watchKey('room.1')), 1));
+  assert.deepEqual([...interest.presenceCapable], ['b'], 'c announced no capability: a node of an earlier version');
+  assert.deepEqual([...interest.of('')!.watchers.get('room.1')!], [['b', 2], ['c', 1]]);
+  assert.deepEqual([...interest.of('t')!.watchers.get('room.1')!], [['c', 1]]);
+  // A version that knows none of these keys ignores them: RemoteInterest alone refuses namespaced keys.
+  assert.equal(new RemoteInterest<string>(16).apply('b', namespacedKey('t', nameKey('w')), 1), false);
+  interest.apply('b', watchKey('room.1'), 0);
+  assert.deepEqual([...interest.of('')!.watchers.get('room.1')!], [['c', 1]]);
+  interest.clear('c');
+  interest.clear('b');
+  assert.equal(interest.of('')!.watchers.size, 0);
+  assert.equal(interest.presenceCapable.size, 0);
+  assert.equal(interest.byNamespace.size, 0);
 });
