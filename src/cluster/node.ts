@@ -17,11 +17,14 @@ import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
 import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, PRESENCE_CAPABILITY, type RemoteEntry } from './interest.js';
 import type { PresenceEntry } from '../broker/event-router.js';
-import { PresenceQueries } from './presence.js';
+import { ClusterPresence } from './cluster-presence.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
 import { readRecords, type RecordVisitor } from './records.js';
-import { decodeMessage, encodeFrame } from '../protocol/codec.js';
+import { decodeMessage } from '../protocol/codec.js';
 import { ClusterStats, type PeerCounters } from './stats.js';
+import { nodeSummaries, type NodeSummary } from './summary.js';
+
+export type { NodeSummary } from './summary.js';
 
 export interface ClusterNodeOptions {
   /** A batch for one node above this many bytes is sent at once rather than at the end of the tick. */
@@ -65,21 +68,6 @@ const CURSORS = 4096;
 /** Match cache size of a namespace's remote table (the default namespace's uses options.matchCacheSize). */
 const NAMESPACE_CACHE = 256;
 
-export interface NodeSummary {
-  node: string;
-  incarnation: string;
-  self: boolean;
-  since: string;
-  patterns: number;
-  subscriptions: number;
-  names: number;
-  named: number;
-  framesOut: number;
-  bytesOut: number;
-  framesIn: number;
-  bytesIn: number;
-}
-
 export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, ClusterBusEvents, RecordVisitor {
   readonly local: LocalInterest;
   /** Every peer node's interest in the default namespace. */
@@ -107,8 +95,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private incomingGroups: string | null = null;
   private incomingHash: string | null = null;
   private readonly startedAt = Date.now();
-  /** `$presence` lists waiting for other nodes' members (bounded by options.peerStreams). */
-  private readonly queries: PresenceQueries<PeerLink>;
+  /** Presence across nodes: notices out, `$presence` lists scattered and gathered. */
+  private readonly presence: ClusterPresence;
 
   constructor(
     readonly bus: ClusterBus,
@@ -122,7 +110,15 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.remote = new RemoteInterest<PeerLink>(options.matchCacheSize);
     // Each other namespace's table has its own, smaller match cache: their number is not bounded here.
     this.interest = new NamespacedInterest<PeerLink>(this.remote, Math.min(options.matchCacheSize, NAMESPACE_CACHE));
-    this.queries = new PresenceQueries<PeerLink>(options.presenceTimeoutMs, options.peerStreams);
+    this.presence = new ClusterPresence({
+      interest: this.interest,
+      linkUp: () => this.bus.linkUp,
+      linkOf: (session) => {
+        const link = this.links.get((session.connection as PeerConnection).node);
+        return link !== undefined && link.session === session ? link : undefined;
+      },
+      maxFrame: () => this.broker!.settings.limits.maxFrame,
+    }, stats, logger, options.presenceTimeoutMs, options.peerStreams);
   }
 
   get nodeId(): string {
@@ -140,7 +136,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   async stop(): Promise<void> {
-    this.queries.close();
+    this.presence.close();
     await this.bus.stop();
     for (const link of [...this.links.values()]) this.dropLink(link, 'node stopped');
   }
@@ -361,78 +357,15 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   presenceNotice(subject: Session, event: string, notice: () => Buffer): void {
-    const ns = subject.namespace;
-    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
-    const holders = remote?.watchers.get(event);
-    if (holders === undefined || holders.size === 0) return;
-    if (!this.bus.linkUp) {
-      ClusterStats.inc(this.stats.dropped, 'link_down_presence');
-      return;
-    }
-    const bytes = notice();
-    for (const link of holders.keys()) sendTagged(link, ns === null ? null : ns.name, bytes);
+    this.presence.notice(subject, event, notice);
   }
 
   presenceQuery(sender: Session, event: string, done: (remote: PresenceEntry[]) => void): boolean {
-    const ns = sender.namespace;
-    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
-    if (remote === undefined) return false;
-    // The nodes holding an exact subscription to the event: only they can have members of it.
-    const match = remote.index.match(event);
-    const asked = new Set<PeerLink>();
-    // Nodes of a version without cross-node presence do not answer: they are not asked (their members are
-    // left out rather than waited for).
-    const capable = this.interest.presenceCapable;
-    for (const entry of match.subscribers) if (entry.pattern === event && capable.has(entry.link)) asked.add(entry.link);
-    for (const group of match.groups) {
-      for (const entry of group.members) if (entry.pattern === event && capable.has(entry.link)) asked.add(entry.link);
-    }
-    if (asked.size === 0) return false;
-    if (!this.bus.linkUp) {
-      ClusterStats.inc(this.stats.dropped, 'link_down_presence');
-      return false;
-    }
-    const id = this.queries.open(asked, done);
-    if (id === null) {
-      ClusterStats.inc(this.stats.dropped, 'presence_queries_limit');
-      return false;
-    }
-    const ask = encodeFrame({ flag: Flag.Message, sid: `pq${id}`, event: '$presence.list', meta: `event=${event}&q=${id}` });
-    for (const link of asked) sendTagged(link, ns === null ? null : ns.name, ask);
-    return true;
+    return this.presence.query(sender, event, done);
   }
 
   presenceControl(sender: Session, frame: Frame, local: (event: string) => PresenceEntry[]): void {
-    const q = frame.meta('q') ?? '';
-    if (frame.event === '$presence.list') {
-      const entries = local(frame.meta('event') ?? '');
-      let answer = encodeFrame({ flag: Flag.Message, sid: `pa${q}`, event: '$presence.answer', meta: `q=${q}`, data: JSON.stringify(entries) });
-      if (answer.length > this.broker!.settings.limits.maxFrame) {
-        // Larger than a frame may be: the origin answers with the members it has, and says so in its log.
-        ClusterStats.inc(this.stats.dropped, 'presence_too_large');
-        answer = encodeFrame({ flag: Flag.Message, sid: `pa${q}`, event: '$presence.answer', meta: `q=${q}&error=too_large`, data: '[]' });
-      }
-      const link = this.links.get((sender.connection as PeerConnection).node);
-      if (link !== undefined && link.session === sender) sendTagged(link, null, answer);
-      return;
-    }
-    if (frame.event === '$presence.answer') {
-      const link = this.links.get((sender.connection as PeerConnection).node);
-      if (link === undefined || link.session !== sender) return;
-      let entries: PresenceEntry[] = [];
-      try {
-        const parsed: unknown = JSON.parse(frame.data.toString('utf8'));
-        if (Array.isArray(parsed)) entries = parsed as PresenceEntry[];
-      } catch {
-        this.logger.warn({ event: 'cluster_bad_presence', node: link.node }, 'undecodable presence answer from a peer node');
-      }
-      if (frame.meta('error') !== undefined) {
-        this.logger.warn({ event: 'cluster_presence_too_large', node: link.node }, "a peer node's presence list is larger than a frame: left out");
-      }
-      this.queries.answered(Number(q), link, entries);
-      return;
-    }
-    ClusterStats.inc(this.stats.dropped, 'peer_control_unknown');
+    this.presence.control(sender, frame, local);
   }
 
   /** The next frame written to `link` routes in namespace `ns` there; reset with the other per-frame fields. */
@@ -733,7 +666,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     if (this.links.get(link.node) !== link) return;
     this.links.delete(link.node);
     // `$presence` lists waiting on it answer without its members.
-    this.queries.gone(link);
+    this.presence.gone(link);
     if (keepInterest) this.orphans.push(link);
     else this.interest.clear(link);
     this.stats.peersUp = this.links.size;
@@ -744,32 +677,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
 
   /** Every node with its interest counts and traffic (for /nodez), this one first. */
   summary(): NodeSummary[] {
-    let patterns = 0;
-    let subscriptions = 0;
-    let names = 0;
-    let named = 0;
-    for (const [fullKey, count] of this.local.counts) {
-      const key = fullKey.charCodeAt(0) === 115 /* s */ ? fullKey.slice(fullKey.indexOf('\u0000', 2) + 1) : fullKey;
-      if (key.charCodeAt(0) === 101 /* e */) {
-        patterns++;
-        subscriptions += count;
-      } else if (key.charCodeAt(0) === 110 /* n */) {
-        names++;
-        named += count;
-      }
-    }
-    const out: NodeSummary[] = [{
-      node: this.nodeId, incarnation: this.bus.incarnation, self: true, since: new Date(this.startedAt).toISOString(),
-      patterns, subscriptions, names, named, framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0,
-    }];
-    for (const link of this.links.values()) {
-      const c = link.counters;
-      out.push({
-        node: link.node, incarnation: link.incarnation, self: false, since: new Date(link.since).toISOString(),
-        ...this.interest.summary(link), framesOut: c.framesOut, bytesOut: c.bytesOut, framesIn: c.framesIn, bytesIn: c.bytesIn,
-      });
-    }
-    return out;
+    const self = { node: this.nodeId, incarnation: this.bus.incarnation, since: this.startedAt };
+    return nodeSummaries(self, this.local.counts, this.links.values(), (link) => this.interest.summary(link));
   }
 }
 
@@ -781,25 +690,6 @@ function cursorKey(ns: { name: string } | null, kind: string, name: string): str
 /** A named session's interest key, in its own namespace. */
 function sessionNameKey(session: Session): string {
   return session.namespace === null ? nameKey(session.name) : namespacedKey(session.namespace.name, nameKey(session.name));
-}
-
-/**
- * Writes a frame of the cluster's own (presence) to `link`, routed in namespace `ns` there. It can be written
- * in the middle of a route (a session closing during a fan-out leaves its rooms): the tags that route set
- * for its own frame are kept aside and put back.
- */
-function sendTagged(link: PeerLink, ns: string | null, frame: Buffer): void {
-  const c = link.connection;
-  const groups = c.nextGroups;
-  const hashKey = c.nextHashKey;
-  const namespace = c.nextNamespace;
-  c.nextGroups = null;
-  c.nextHashKey = null;
-  c.nextNamespace = ns;
-  link.session.sendControl(frame);
-  c.nextGroups = groups;
-  c.nextHashKey = hashKey;
-  c.nextNamespace = namespace;
 }
 
 function isPeer(session: Session): boolean {
