@@ -8,7 +8,7 @@ import pino, { type Logger } from 'pino';
 import { Broker, type SessionObserver } from './broker/broker.js';
 import { ALL_PERMISSIONS, ConfigAccessPolicy, type AccessPolicy, type PermissionRules } from './broker/access.js';
 import { EventRouter } from './broker/event-router.js';
-import { NamespaceTable, defaultNamespaceOnly } from './broker/namespace-table.js';
+import { NamespaceTable } from './broker/namespace-table.js';
 import { identityPolicyFrom } from './broker/auth/wiring.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
@@ -86,15 +86,16 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
     matchCacheSize: config.fastPaths.matchCacheSize,
     maxPatternBytes: settings.limits.maxEvent,
   };
-  // Only the default namespace's router shares interest with peer nodes (docs/cluster.md, "Namespaces").
   const events = new EventRouter(eventOptions, stats, cluster);
-  // Each namespace routes with its own EventRouter; the table tells each session's router of its life.
-  const namespaces = new NamespaceTable(config.namespaces, events, () => new EventRouter(eventOptions, stats));
+  // Each namespace routes with its own EventRouter; the table tells each session's router of its life. Its
+  // interest is announced to peer nodes under that namespace's keys (docs/cluster.md, "Namespaces").
+  const namespaces = new NamespaceTable(config.namespaces, events,
+    (name) => new EventRouter(eventOptions, stats, cluster === null ? null : cluster.forNamespace(name)));
   // Per-user identities (JWT, connect hook) over the configured users, when configured (docs/security.md).
   const access = options.access ?? identityPolicyFrom(config.access, accessPolicyFrom(config.access), stats);
   const sessionCounts = new SessionCounts();
   const observers: SessionObserver[] = [namespaces, sessionCounts];
-  if (cluster !== null) observers.push(defaultNamespaceOnly(cluster));
+  if (cluster !== null) observers.push(cluster);
   const broker = new Broker({ settings, logger, stats, access, events, observers, namespaces, cluster: cluster ?? undefined });
   const { tcp, udp, ws, tcps, wss } = config.listeners;
   const highWaterMark = settings.outbound.highWaterBytes;

@@ -9,6 +9,7 @@ import type { AtAddress } from './at-address.js';
 import type { NameGroup } from './session-registry.js';
 import type { Session } from './session.js';
 import type { QueueGroup } from './subscription-index.js';
+import type { PresenceEntry } from './event-router.js';
 
 export interface ClusterRouting {
   /**
@@ -36,4 +37,35 @@ export interface ClusterRouting {
 
   /** A local subscription was added (+1) or removed (-1): counted into this node's announced interest. */
   subscriptionChanged(pattern: string, group: string, delta: number): void;
+
+  // ----- presence across nodes (docs/cluster.md, "Presence"; docs/event-routing.md, "Presence") -----------
+
+  /** True for a session that stands for a peer node: its `$` events are the cluster's own. */
+  fromPeer(session: Session): boolean;
+
+  /**
+   * A local session started (+1) or stopped (-1) watching exact `event` (`presence=1`): counted into this
+   * node's interest, so that other nodes forward their join/leave notices of `event` here.
+   */
+  watchersChanged(event: string, delta: number): void;
+
+  /**
+   * `subject` (local) joined or left exact `event`: forwards `notice()` (the `$presence.join`/`.leave`
+   * Message) to the nodes that announced watchers of `event` in the subject's namespace. Returns at once
+   * when no node watches it (then notice() is not called).
+   */
+  presenceNotice(subject: Session, event: string, notice: () => Buffer): void;
+
+  /**
+   * A `$presence` list: asks the nodes that hold exact subscriptions to `event` (in the sender's namespace)
+   * for their members, and calls `done` with their entries once every one answered or the wait ran out.
+   * False (and `done` never called) when no other node holds any: the local list is the whole answer.
+   */
+  presenceQuery(sender: Session, event: string, done: (remote: PresenceEntry[]) => void): boolean;
+
+  /**
+   * A peer node's `$presence.list` (answered with `local(event)`, this namespace's members) or
+   * `$presence.answer` (completes a query of this node).
+   */
+  presenceControl(sender: Session, frame: Frame, local: (event: string) => PresenceEntry[]): void;
 }

@@ -195,6 +195,10 @@ export class EventRouter implements EventRouting, SessionObserver {
 
   private control(sender: Session, frame: Frame): void {
     const isRequest = frame.flag === Flag.Request || frame.flag === Flag.Subscribe;
+    if (this.cluster !== null && this.cluster.fromPeer(sender)) {
+      this.peerControl(sender, frame);
+      return;
+    }
     switch (frame.event) {
       case '$sub': {
         const problem = this.subscribe(sender, frame.meta('event') ?? '', frame.meta('group') ?? '', frame.meta('presence') === '1');
@@ -213,14 +217,18 @@ export class EventRouter implements EventRouting, SessionObserver {
           return;
         }
         if (!isRequest) return;
-        const data = JSON.stringify(this.presence(event));
-        const answer = encodeFrame({ flag: Flag.ReplyEnd, sid: frame.sid, event: frame.event, meta: `event=${event}`, data });
-        if (answer.length > sender.connection.maxOutboundFrame) {
-          sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.TooLarge,
-            `The presence list of '${event}' (${answer.length} bytes) is larger than this ${sender.transport} connection carries`);
-        } else {
-          sender.sendControl(answer);
+        const local = this.presence(event);
+        // Members on other nodes (docs/cluster.md, "Presence"): the answer waits for theirs, bounded.
+        if (this.cluster !== null) {
+          const sid = frame.sid;
+          const controlEvent = frame.event;
+          const metaString = frame.metaString;
+          const asked = this.cluster.presenceQuery(sender, event, (remote) => {
+            this.answerPresence(sender, sid, controlEvent, metaString, event, remote.length === 0 ? local : local.concat(remote));
+          });
+          if (asked) return;
         }
+        this.answerPresence(sender, frame.sid, frame.event, frame.metaString, event, local);
         return;
       }
       case '$auth':
@@ -231,6 +239,36 @@ export class EventRouter implements EventRouting, SessionObserver {
         BrokerStats.inc(this.stats.dropped, 'reserved_event');
         sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.Forbidden,
           `Events starting with '$' are reserved for the broker ('${frame.event}' is not one of $sub, $unsub, $presence)`);
+    }
+  }
+
+  /** The `$presence` answer: the members' JSON, or an Alarm when it is larger than the sender's transport carries. */
+  private answerPresence(sender: Session, sid: string, controlEvent: string, metaString: string, event: string, entries: PresenceEntry[]): void {
+    const answer = encodeFrame({ flag: Flag.ReplyEnd, sid, event: controlEvent, meta: `event=${event}`, data: JSON.stringify(entries) });
+    if (answer.length > sender.connection.maxOutboundFrame) {
+      sender.sendAlarm(sid, controlEvent, metaString, AlarmCode.TooLarge,
+        `The presence list of '${event}' (${answer.length} bytes) is larger than this ${sender.transport} connection carries`);
+    } else {
+      sender.sendControl(answer);
+    }
+  }
+
+  /**
+   * `$` events from a peer node (docs/cluster.md, "Presence"): join/leave notices of its sessions go to this
+   * namespace's watchers of the event as they came (principle 7); lists and answers are the cluster's.
+   */
+  private peerControl(sender: Session, frame: Frame): void {
+    switch (frame.event) {
+      case '$presence.join':
+      case '$presence.leave': {
+        const set = this.watchers.get(frame.meta('event') ?? '');
+        if (set === undefined) return;
+        const bytes = frame.parts === null ? frame.source.subarray(frame.start, frame.start + frame.size) : Buffer.concat(frame.parts, frame.size);
+        for (const watcher of set) watcher.sendControl(bytes);
+        return;
+      }
+      default:
+        this.cluster!.presenceControl(sender, frame, (event) => this.presence(event));
     }
   }
 
@@ -354,7 +392,9 @@ export class EventRouter implements EventRouting, SessionObserver {
       set = new Set();
       this.watchers.set(event, set);
     }
+    if (set.has(session)) return;
     set.add(session);
+    this.cluster?.watchersChanged(event, 1);
   }
 
   private unwatch(session: Session, event: string): void {
@@ -363,21 +403,26 @@ export class EventRouter implements EventRouting, SessionObserver {
     // Still watching through another subscription (another group) to the same event?
     const mine = this.bySession.get(session);
     if (mine !== undefined) for (const s of mine.values()) if (s.presence && s.pattern === event) return;
-    set.delete(session);
+    if (!set.delete(session)) return;
     if (set.size === 0) this.watchers.delete(event);
+    this.cluster?.watchersChanged(event, -1);
   }
 
   /** `$presence.join` / `$presence.leave` to the event's watchers, the subject excluded (spec §4.2). */
   private notify(event: string, subject: Session, kind: string): void {
     const set = this.watchers.get(event);
-    if (set === undefined || (set.size === 1 && set.has(subject))) return;
-    const notice = encodeFrame({
+    let notice: Buffer | null = null;
+    const make = (): Buffer => notice ??= encodeFrame({
       flag: Flag.Message,
       sid: `${this.noticePrefix}${(this.noticeCount++).toString(36)}`,
       event: kind,
       meta: `event=${event}&id=${subject.id}&name=${subject.name}`,
     });
-    for (const watcher of set) if (watcher !== subject) watcher.sendControl(notice);
+    // Watchers on other nodes hear it too (docs/cluster.md, "Presence"); the same bytes go everywhere.
+    this.cluster?.presenceNotice(subject, event, make);
+    if (set === undefined || (set.size === 1 && set.has(subject))) return;
+    make();
+    for (const watcher of set) if (watcher !== subject) watcher.sendControl(notice!);
   }
 
   // ----- session life ------------------------------------------------------------------------------------

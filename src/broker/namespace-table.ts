@@ -42,8 +42,8 @@ export class NamespaceTable implements SessionObserver {
     readonly options: NamespaceOptions,
     /** The default namespace's event router. */
     readonly defaultEvents: EventRouter,
-    /** Makes the event router of a new namespace (same options and counters as the default one). */
-    private readonly newEvents: () => EventRouter,
+    /** Makes the event router of a new namespace `name` (same options and counters as the default one). */
+    private readonly newEvents: (name: string) => EventRouter,
   ) {
     this.declared = new Set(options.declared);
   }
@@ -87,7 +87,7 @@ export class NamespaceTable implements SessionObserver {
       if (this.table.size >= this.options.maxNamespaces) {
         return { code: 'too_many_namespaces', text: `The broker holds its limit of ${this.options.maxNamespaces} namespaces` };
       }
-      ns = new Namespace(name, this.newEvents());
+      ns = new Namespace(name, this.newEvents(name));
       this.table.set(name, ns);
     }
     return ns;
@@ -144,16 +144,4 @@ export class NamespaceTable implements SessionObserver {
     if (ns.sessions > 0 || ns.registry.size > 0 || ns.events.subscriptionCount > 0) return;
     if (this.table.get(ns.name) === ns) this.table.delete(ns.name);
   }
-}
-
-/**
- * Wraps an observer so that it hears only of sessions in the default namespace: what peer nodes learn of
- * (docs/cluster.md) must not mix names of other namespaces into the default one's.
- */
-export function defaultNamespaceOnly(observer: SessionObserver): SessionObserver {
-  return {
-    sessionOpened: (session) => { if (session.namespace === null) observer.sessionOpened?.(session); },
-    sessionClosing: (session) => { if (session.namespace === null) observer.sessionClosing?.(session); },
-    sessionClosed: (session, wasOpen, reason) => { if (session.namespace === null) observer.sessionClosed?.(session, wasOpen, reason); },
-  };
 }

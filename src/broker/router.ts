@@ -120,13 +120,13 @@ export class Router {
 
   /**
    * The targets of an `@` address in the sender's namespace: peer nodes first when clustered (they answer for
-   * the whole cluster, picking this node's members too), else this node's registry. Peer nodes hold interest
-   * of the default namespace only (docs/cluster.md), so a namespaced sender routes locally.
+   * the whole cluster, picking this node's members too), else this node's registry. Peer nodes' names are per
+   * namespace too: the hook reads the sender's (docs/cluster.md, "Namespaces").
    */
   private resolveAt(sender: Session, frame: Frame, at: AtAddress, hashKey: string | undefined, targets: Session[]): void {
     const ns = sender.namespace;
     const registry = ns === null ? this.registry : ns.registry;
-    const cluster = ns === null ? this.cluster : null;
+    const cluster = this.cluster;
     if (cluster === null || !cluster.byName(sender, frame, at, hashKey, at.mode === AtMode.Everyone ? undefined : registry.group(at.name), targets)) {
       this.resolveByName(sender, at, hashKey, targets, registry);
     }

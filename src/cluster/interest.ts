@@ -4,6 +4,10 @@
  *
  *   e \0 pattern \0 group   subscriptions to a pattern ('' group: plain)
  *   n \0 name               sessions named `name`
+ *   p \0 event              sessions watching the exact `event` (`presence=1`): where join/leave notices go
+ *   c \0 presence           (always 1) the node answers `$presence.list` queries; nodes before it do not
+ *   s \0 ns \0 key           the same keys of the namespace `ns` (docs/namespaces.md); the default
+ *                          namespace's keys carry no prefix, so they are what nodes without namespaces send
  *
  * NUL cannot occur in a pattern, group or name (each is checked at the earliest byte, spec §4), so keys split
  * without escaping.
@@ -16,6 +20,26 @@ export function eventKey(pattern: string, group: string): string {
 
 export function nameKey(name: string): string {
   return `n\u0000${name}`;
+}
+
+/** Announced by every node that answers `$presence.list` (docs/cluster.md, "Presence"): a capability. */
+export const PRESENCE_CAPABILITY = 'c\u0000presence';
+
+export function watchKey(event: string): string {
+  return `p\u0000${event}`;
+}
+
+/** `key` qualified by the namespace `ns` ('' : the default one, whose keys stay unprefixed on the wire). */
+export function namespacedKey(ns: string, key: string): string {
+  return ns.length === 0 ? key : `s\u0000${ns}\u0000${key}`;
+}
+
+/** Splits a namespaced key into [namespace, key], or null for a key of the default namespace or a bad one. */
+export function splitNamespacedKey(key: string): [string, string] | null {
+  if (!key.startsWith('s\u0000')) return null;
+  const sep = key.indexOf('\u0000', 2);
+  if (sep <= 2) return null;
+  return [key.slice(2, sep), key.slice(sep + 1)];
 }
 
 /** This node's counts; changes are collected until the node announces them (once per tick). */
@@ -66,6 +90,10 @@ export class RemoteInterest<L> {
   readonly names = new Map<string, Map<L, number>>();
   /** Node -> named sessions there (for `@*`). */
   readonly named = new Map<L, number>();
+  /** Exact event -> node -> sessions watching it there (presence notices). */
+  readonly watchers = new Map<string, Map<L, number>>();
+  /** Node -> events it watches (so that forgetting a node visits only its own). */
+  private readonly watching = new Map<L, Set<string>>();
 
   constructor(cacheSize: number) {
     this.index = new SubscriptionIndex<RemoteEntry<L>>({ cacheSize });
@@ -116,6 +144,27 @@ export class RemoteInterest<L> {
       else this.named.delete(link);
       return true;
     }
+    if (key.startsWith('p\u0000')) {
+      const event = key.slice(2);
+      let holders = this.watchers.get(event);
+      let mine = this.watching.get(link);
+      if (count > 0) {
+        if (holders === undefined) {
+          holders = new Map();
+          this.watchers.set(event, holders);
+        }
+        holders.set(link, count);
+        if (mine === undefined) {
+          mine = new Set();
+          this.watching.set(link, mine);
+        }
+        mine.add(event);
+      } else {
+        if (holders !== undefined && holders.delete(link) && holders.size === 0) this.watchers.delete(event);
+        if (mine !== undefined && mine.delete(event) && mine.size === 0) this.watching.delete(link);
+      }
+      return true;
+    }
     return false;
   }
 
@@ -131,6 +180,19 @@ export class RemoteInterest<L> {
         if (holders.delete(link) && holders.size === 0) this.names.delete(name);
       }
     }
+    const watched = this.watching.get(link);
+    if (watched !== undefined) {
+      this.watching.delete(link);
+      for (const event of watched) {
+        const holders = this.watchers.get(event);
+        if (holders !== undefined && holders.delete(link) && holders.size === 0) this.watchers.delete(event);
+      }
+    }
+  }
+
+  /** Nothing announced by any node. */
+  get empty(): boolean {
+    return this.events.size === 0 && this.named.size === 0 && this.watching.size === 0;
   }
 
   /** Counts of `link`'s table (for /nodez). */
@@ -141,6 +203,70 @@ export class RemoteInterest<L> {
     let names = 0;
     for (const holders of this.names.values()) if (holders.has(link)) names++;
     return { patterns: mine?.size ?? 0, subscriptions, names, named: this.named.get(link) ?? 0 };
+  }
+}
+
+/**
+ * Every peer node's interest, namespace by namespace: the default namespace's table (always there) and one
+ * table per other namespace some node announced, made on its first key and dropped when it empties.
+ */
+export class NamespacedInterest<L> {
+  readonly byNamespace = new Map<string, RemoteInterest<L>>();
+  /** Nodes that announced PRESENCE_CAPABILITY: the only ones a `$presence` list asks. */
+  readonly presenceCapable = new Set<L>();
+
+  constructor(
+    readonly defaultTable: RemoteInterest<L>,
+    /** Match cache size of a namespace's table (each is bounded by it). */
+    private readonly cacheSize: number,
+  ) {}
+
+  /** The table of namespace `ns` ('' : the default one); undefined when no node announced anything in it. */
+  of(ns: string): RemoteInterest<L> | undefined {
+    return ns.length === 0 ? this.defaultTable : this.byNamespace.get(ns);
+  }
+
+  /** As RemoteInterest.apply, for a key of any namespace. */
+  apply(link: L, key: string, count: number): boolean {
+    if (key === PRESENCE_CAPABILITY) {
+      if (count > 0) this.presenceCapable.add(link);
+      else this.presenceCapable.delete(link);
+      return true;
+    }
+    const split = splitNamespacedKey(key);
+    if (split === null) return key.startsWith('s\u0000') ? false : this.defaultTable.apply(link, key, count);
+    const [ns, inner] = split;
+    let table = this.byNamespace.get(ns);
+    if (table === undefined) {
+      if (count <= 0) return true;
+      table = new RemoteInterest<L>(this.cacheSize);
+      this.byNamespace.set(ns, table);
+    }
+    const known = table.apply(link, inner, count);
+    if (table.empty) this.byNamespace.delete(ns);
+    return known;
+  }
+
+  clear(link: L): void {
+    this.presenceCapable.delete(link);
+    this.defaultTable.clear(link);
+    for (const [ns, table] of this.byNamespace) {
+      table.clear(link);
+      if (table.empty) this.byNamespace.delete(ns);
+    }
+  }
+
+  /** Counts of `link`'s tables in every namespace (for /nodez). */
+  summary(link: L): { patterns: number; subscriptions: number; names: number; named: number } {
+    const out = this.defaultTable.summary(link);
+    for (const table of this.byNamespace.values()) {
+      const s = table.summary(link);
+      out.patterns += s.patterns;
+      out.subscriptions += s.subscriptions;
+      out.names += s.names;
+      out.named += s.named;
+    }
+    return out;
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { AlarmCode } from '../protocol/codes.js';
 import { Flag } from '../protocol/flags.js';
-import type { Frame } from '../protocol/frame.js';
+import { Frame } from '../protocol/frame.js';
 import { AtMode, type AtAddress } from '../broker/at-address.js';
 import type { Broker, SessionObserver } from '../broker/broker.js';
 import type { ClusterRouting } from '../broker/cluster-seam.js';
@@ -15,10 +15,16 @@ import type { NameGroup } from '../broker/session-registry.js';
 import { SessionState, type Session } from '../broker/session.js';
 import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
-import { LocalInterest, RemoteInterest, eventKey, nameKey, weightedTurn, type RemoteEntry } from './interest.js';
+import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, PRESENCE_CAPABILITY, type RemoteEntry } from './interest.js';
+import type { PresenceEntry } from '../broker/event-router.js';
+import { ClusterPresence } from './cluster-presence.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
 import { readRecords, type RecordVisitor } from './records.js';
+import { decodeMessage } from '../protocol/codec.js';
 import { ClusterStats, type PeerCounters } from './stats.js';
+import { nodeSummaries, type NodeSummary } from './summary.js';
+
+export type { NodeSummary } from './summary.js';
 
 export interface ClusterNodeOptions {
   /** A batch for one node above this many bytes is sent at once rather than at the end of the tick. */
@@ -27,12 +33,15 @@ export interface ClusterNodeOptions {
   peerStreams: number;
   /** Events whose remote matches are cached (as fastPaths.matchCacheSize); 0 switches the cache off. */
   matchCacheSize: number;
+  /** How long a `$presence` list waits for the other nodes' members; past it, it answers what arrived. */
+  presenceTimeoutMs: number;
 }
 
 export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze({
   maxBatchBytes: 256 * 1024,
   peerStreams: 1_000_000,
   matchCacheSize: 4096,
+  presenceTimeoutMs: 1000,
 });
 
 /** A peer node: its session and connection here, its counters and the routing scratch of the current frame. */
@@ -56,25 +65,15 @@ export class PeerLink {
 
 /** Round-robin cursors kept per name, event or group: past this many the oldest is forgotten. */
 const CURSORS = 4096;
-
-export interface NodeSummary {
-  node: string;
-  incarnation: string;
-  self: boolean;
-  since: string;
-  patterns: number;
-  subscriptions: number;
-  names: number;
-  named: number;
-  framesOut: number;
-  bytesOut: number;
-  framesIn: number;
-  bytesIn: number;
-}
+/** Match cache size of a namespace's remote table (the default namespace's uses options.matchCacheSize). */
+const NAMESPACE_CACHE = 256;
 
 export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, ClusterBusEvents, RecordVisitor {
   readonly local: LocalInterest;
+  /** Every peer node's interest in the default namespace. */
   readonly remote: RemoteInterest<PeerLink>;
+  /** Every peer node's interest, namespace by namespace (the default one is `remote`). */
+  readonly interest: NamespacedInterest<PeerLink>;
   private broker: Broker | null = null;
   private readonly links = new Map<string, PeerLink>();
   /** Nodes dropped while the link was down, whose last interest is kept until the link is back. */
@@ -96,6 +95,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private incomingGroups: string | null = null;
   private incomingHash: string | null = null;
   private readonly startedAt = Date.now();
+  /** Presence across nodes: notices out, `$presence` lists scattered and gathered. */
+  private readonly presence: ClusterPresence;
 
   constructor(
     readonly bus: ClusterBus,
@@ -104,7 +105,20 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     private readonly options: ClusterNodeOptions = DEFAULT_NODE_OPTIONS,
   ) {
     this.local = new LocalInterest(() => this.scheduleAnnounce());
+    // Part of the whole table every node reads of this one (never a change to announce on its own).
+    this.local.counts.set(PRESENCE_CAPABILITY, 1);
     this.remote = new RemoteInterest<PeerLink>(options.matchCacheSize);
+    // Each other namespace's table has its own, smaller match cache: their number is not bounded here.
+    this.interest = new NamespacedInterest<PeerLink>(this.remote, Math.min(options.matchCacheSize, NAMESPACE_CACHE));
+    this.presence = new ClusterPresence({
+      interest: this.interest,
+      linkUp: () => this.bus.linkUp,
+      linkOf: (session) => {
+        const link = this.links.get((session.connection as PeerConnection).node);
+        return link !== undefined && link.session === session ? link : undefined;
+      },
+      maxFrame: () => this.broker!.settings.limits.maxFrame,
+    }, stats, logger, options.presenceTimeoutMs, options.peerStreams);
   }
 
   get nodeId(): string {
@@ -122,6 +136,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   async stop(): Promise<void> {
+    this.presence.close();
     await this.bus.stop();
     for (const link of [...this.links.values()]) this.dropLink(link, 'node stopped');
   }
@@ -147,7 +162,9 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   byName(sender: Session, frame: Frame, at: AtAddress, hashKey: string | undefined, local: NameGroup | undefined, targets: Session[]): boolean {
     if (isPeer(sender)) return false;
     this.resetTouched();
-    const remote = this.remote;
+    const ns = sender.namespace;
+    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
+    if (remote === undefined) return false;
     if (at.mode === AtMode.Everyone || at.mode === AtMode.All) {
       const holders = at.mode === AtMode.Everyone ? remote.named : remote.names.get(at.name);
       if (holders === undefined || holders.size === 0) return false;
@@ -155,7 +172,10 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
         this.linkDownAlarm(sender, frame, holders.size);
         return false;
       }
-      for (const link of holders.keys()) targets.push(link.session);
+      for (const link of holders.keys()) {
+        if (ns !== null) this.tagNamespace(link, ns.name);
+        targets.push(link.session);
+      }
       return false;
     }
     const holders = remote.names.get(at.name);
@@ -182,6 +202,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
         best.connection.nextHashKey = key;
         this.touched.push(best);
       }
+      if (ns !== null) this.tagNamespace(best, ns.name);
       targets.push(best.session);
       return true;
     }
@@ -197,8 +218,9 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       weights.push(count);
       total += count;
     }
-    const choice = weightedTurn(this.nextCursor(`n\u0000${at.name}`), weights, total);
+    const choice = weightedTurn(this.nextCursor(cursorKey(ns, 'n', at.name)), weights, total);
     if (choice === 0) return false;
+    if (ns !== null) this.tagNamespace(links[choice - 1], ns.name);
     targets.push(links[choice - 1].session);
     return true;
   }
@@ -215,7 +237,10 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       return skip.size === 0 ? null : skip;
     }
     if (!this.bus.linkUp) return null;
-    const match = this.remote.index.match(event);
+    const ns = sender.namespace;
+    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
+    if (remote === undefined) return null;
+    const match = remote.index.match(event);
     if (match.groups.length === 0) return null;
     const links = this.scratch;
     const weights = this.weights;
@@ -224,7 +249,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       const members = localGroup === undefined ? 0 : localGroup.members.length - (localGroup.members.includes(sender) ? 1 : 0);
       const total = this.weigh(group.members, members);
       if (total === 0) continue;
-      const choice = weightedTurn(this.nextCursor(`g\u0000${group.name}`), weights, total);
+      const choice = weightedTurn(this.nextCursor(cursorKey(ns, 'g', group.name)), weights, total);
       if (choice === 0) continue;
       const link = links[choice - 1];
       skip.add(group.name);
@@ -239,7 +264,10 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
 
   addPeers(sender: Session, frame: Frame, event: string, targets: Session[]): void {
     if (isPeer(sender)) return;
-    const match = this.remote.index.match(event);
+    const ns = sender.namespace;
+    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
+    if (remote === undefined) return;
+    const match = remote.index.match(event);
     if (match.subscribers.length === 0 && this.touched.length === 0) {
       if (match.groups.length > 0 && !this.bus.linkUp) this.linkDownAlarm(sender, frame, match.groups.length);
       return;
@@ -249,24 +277,41 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       return;
     }
     const stamp = ++this.stamp;
+    const touched = this.touched;
+    const grouped = touched.length;
+    for (let i = 0; i < grouped; i++) {
+      const link = touched[i];
+      if (link.groups === null) continue;
+      link.connection.nextGroups = link.groups.join('\n');
+    }
     for (const entry of match.subscribers) {
       const link = entry.link;
       if (link.mark === stamp) continue;
       link.mark = stamp;
+      if (ns !== null) this.tagNamespace(link, ns.name);
       targets.push(link.session);
     }
-    for (const link of this.touched) {
-      if (link.groups === null) continue;
-      link.connection.nextGroups = link.groups.join('\n');
-      if (link.mark === stamp) continue;
+    for (let i = 0; i < grouped; i++) {
+      const link = touched[i];
+      if (link.groups === null || link.mark === stamp) continue;
       link.mark = stamp;
+      if (ns !== null) this.tagNamespace(link, ns.name);
       targets.push(link.session);
     }
   }
 
   pickPeer(sender: Session, event: string, localCandidates: number, targets: Session[]): boolean {
     if (isPeer(sender)) return false;
-    const match = this.remote.index.match(event);
+    const ns = sender.namespace;
+    // A tag left by a route whose frame was never written (a refused stream) must not reach this one.
+    this.resetTouched();
+    let remote = this.remote;
+    if (ns !== null) {
+      const table = this.interest.byNamespace.get(ns.name);
+      if (table === undefined) return false;
+      remote = table;
+    }
+    const match = remote.index.match(event);
     if (match.subscribers.length === 0 && match.groups.length === 0) return false;
     // Link down: local candidates only (none: the router answers 4004).
     if (!this.bus.linkUp) {
@@ -277,14 +322,63 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     let total = this.weigh(match.subscribers, localCandidates);
     for (const group of match.groups) total += this.weighMore(group.members);
     if (total === localCandidates) return false;
-    const choice = weightedTurn(this.nextCursor(`r\u0000${event}`), weights, total);
+    const choice = weightedTurn(this.nextCursor(cursorKey(ns, 'r', event)), weights, total);
     if (choice === 0) return false;
+    if (ns !== null) this.tagNamespace(this.scratch[choice - 1], ns.name);
     targets.push(this.scratch[choice - 1].session);
     return true;
   }
 
   subscriptionChanged(pattern: string, group: string, delta: number): void {
     this.local.change(eventKey(pattern, group), delta);
+  }
+
+  /**
+   * The routing hooks of namespace `ns`'s event router (docs/namespaces.md): the same questions (each reads
+   * the sender's namespace), and its subscriptions counted under that namespace's interest keys.
+   */
+  forNamespace(ns: string): ClusterRouting {
+    if (ns.length === 0) return this;
+    return {
+      byName: (sender, frame, at, hashKey, local, targets) => this.byName(sender, frame, at, hashKey, local, targets),
+      groupsElsewhere: (sender, event, localGroups) => this.groupsElsewhere(sender, event, localGroups),
+      addPeers: (sender, frame, event, targets) => this.addPeers(sender, frame, event, targets),
+      pickPeer: (sender, event, localCandidates, targets) => this.pickPeer(sender, event, localCandidates, targets),
+      subscriptionChanged: (pattern, group, delta) => this.local.change(namespacedKey(ns, eventKey(pattern, group)), delta),
+      fromPeer: isPeer,
+      watchersChanged: (event, delta) => this.local.change(namespacedKey(ns, watchKey(event)), delta),
+      presenceNotice: (subject, event, notice) => this.presenceNotice(subject, event, notice),
+      presenceQuery: (sender, event, done) => this.presenceQuery(sender, event, done),
+      presenceControl: (sender, frame, local) => this.presenceControl(sender, frame, local),
+    };
+  }
+
+  // ----- presence across nodes (docs/cluster.md, "Presence") ---------------------------------------------
+
+  fromPeer(session: Session): boolean {
+    return isPeer(session);
+  }
+
+  watchersChanged(event: string, delta: number): void {
+    this.local.change(watchKey(event), delta);
+  }
+
+  presenceNotice(subject: Session, event: string, notice: () => Buffer): void {
+    this.presence.notice(subject, event, notice);
+  }
+
+  presenceQuery(sender: Session, event: string, done: (remote: PresenceEntry[]) => void): boolean {
+    return this.presence.query(sender, event, done);
+  }
+
+  presenceControl(sender: Session, frame: Frame, local: (event: string) => PresenceEntry[]): void {
+    this.presence.control(sender, frame, local);
+  }
+
+  /** The next frame written to `link` routes in namespace `ns` there; reset with the other per-frame fields. */
+  private tagNamespace(link: PeerLink, ns: string): void {
+    link.connection.nextNamespace = ns;
+    this.touched.push(link);
   }
 
   /** Fills scratch/weights with [local, ...links] from `entries` (counts summed per node); returns the total. */
@@ -348,6 +442,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       link.groups = null;
       link.connection.nextGroups = null;
       link.connection.nextHashKey = null;
+      link.connection.nextNamespace = null;
     }
     touched.length = 0;
   }
@@ -363,13 +458,13 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   // ----- local interest ----------------------------------------------------------------------------------
 
   sessionOpened(session: Session): void {
-    if (session.name.length === 0) return;
+    if (session.name.length === 0 || isPeer(session)) return;
     this.named.add(session);
-    this.local.change(nameKey(session.name), 1);
+    this.local.change(sessionNameKey(session), 1);
   }
 
   sessionClosing(session: Session): void {
-    if (this.named.delete(session)) this.local.change(nameKey(session.name), -1);
+    if (this.named.delete(session)) this.local.change(sessionNameKey(session), -1);
   }
 
   sessionClosed(session: Session, wasOpen: boolean): void {
@@ -465,8 +560,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   peerInterest(node: string, incarnation: string, entries: Iterable<[string, number]>, full: boolean): void {
     const link = this.ensureLink(node, incarnation);
     if (link === null) return;
-    if (full) this.remote.clear(link);
-    for (const [key, count] of entries) this.remote.apply(link, key, count);
+    if (full) this.interest.clear(link);
+    for (const [key, count] of entries) this.interest.apply(link, key, count);
   }
 
   frames(node: string, incarnation: string, batch: Buffer, offset: number): void {
@@ -496,10 +591,41 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.incomingLink!.session.connectionOnData(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
   }
 
-  record(groups: string | null, hashKey: string | null, batch: Buffer, start: number, end: number): void {
+  record(groups: string | null, hashKey: string | null, batch: Buffer, start: number, end: number, namespace: string | null): void {
     this.incomingGroups = groups;
     this.incomingHash = hashKey;
-    this.incomingLink!.session.connectionOnData(batch.subarray(start, end));
+    const session = this.incomingLink!.session;
+    // Only a frame that opens a route reads the namespace: replies and alarms follow their stream (spec §5).
+    const flag = batch[start + 7];
+    if (namespace === null || (flag !== Flag.Message && flag !== Flag.Request && flag !== Flag.Subscribe)) {
+      session.connectionOnData(batch.subarray(start, end));
+      return;
+    }
+    // The frame routes in its namespace here (docs/namespaces.md): the peer session stands in it for this one
+    // frame (routing is synchronous), so names, subscriptions and queue groups are that namespace's.
+    const ns = this.broker!.namespaces?.get(namespace);
+    if (ns === undefined) {
+      this.absentNamespace(session, batch.subarray(start, end), namespace);
+      return;
+    }
+    session.namespace = ns;
+    try {
+      session.connectionOnData(batch.subarray(start, end));
+    } finally {
+      session.namespace = null;
+    }
+  }
+
+  /**
+   * A frame for a namespace this node no longer has (its last session left after the origin chose this node):
+   * it goes nowhere and is counted; a Request/Subscribe is answered 4004 as a local miss would be (spec §6).
+   */
+  private absentNamespace(session: Session, bytes: Buffer, namespace: string): void {
+    ClusterStats.inc(this.stats.dropped, 'namespace_absent');
+    const frame = decodeMessage(bytes, this.broker!.settings.limits);
+    if (!(frame instanceof Frame) || (frame.flag !== Flag.Request && frame.flag !== Flag.Subscribe)) return;
+    session.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.NoRoute,
+      `No namespace '${namespace}' on node '${this.nodeId}' any more`);
   }
 
   /** Forgets the interest kept of nodes dropped while the link was down (of `node` only, when given). */
@@ -507,7 +633,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     if (this.orphans.length === 0) return;
     let kept = 0;
     for (const orphan of this.orphans) {
-      if (node === undefined || orphan.node === node) this.remote.clear(orphan);
+      if (node === undefined || orphan.node === node) this.interest.clear(orphan);
       else this.orphans[kept++] = orphan;
     }
     this.orphans.length = kept;
@@ -546,8 +672,10 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private dropLink(link: PeerLink, reason: string, keepInterest = false): void {
     if (this.links.get(link.node) !== link) return;
     this.links.delete(link.node);
+    // `$presence` lists waiting on it answer without its members.
+    this.presence.gone(link);
     if (keepInterest) this.orphans.push(link);
-    else this.remote.clear(link);
+    else this.interest.clear(link);
     this.stats.peersUp = this.links.size;
     // Streams waiting on the node fail with 5003, its own requests are forgotten (spec §5).
     link.session.close('peer_down', null, reason, true);
@@ -556,32 +684,19 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
 
   /** Every node with its interest counts and traffic (for /nodez), this one first. */
   summary(): NodeSummary[] {
-    let patterns = 0;
-    let subscriptions = 0;
-    let names = 0;
-    let named = 0;
-    for (const [key, count] of this.local.counts) {
-      if (key.charCodeAt(0) === 101 /* e */) {
-        patterns++;
-        subscriptions += count;
-      } else {
-        names++;
-        named += count;
-      }
-    }
-    const out: NodeSummary[] = [{
-      node: this.nodeId, incarnation: this.bus.incarnation, self: true, since: new Date(this.startedAt).toISOString(),
-      patterns, subscriptions, names, named, framesOut: 0, bytesOut: 0, framesIn: 0, bytesIn: 0,
-    }];
-    for (const link of this.links.values()) {
-      const c = link.counters;
-      out.push({
-        node: link.node, incarnation: link.incarnation, self: false, since: new Date(link.since).toISOString(),
-        ...this.remote.summary(link), framesOut: c.framesOut, bytesOut: c.bytesOut, framesIn: c.framesIn, bytesIn: c.bytesIn,
-      });
-    }
-    return out;
+    const self = { node: this.nodeId, incarnation: this.bus.incarnation, since: this.startedAt };
+    return nodeSummaries(self, this.local.counts, this.links.values(), (link) => this.interest.summary(link));
   }
+}
+
+/** A round-robin cursor's key: the default namespace's keys are unprefixed. */
+function cursorKey(ns: { name: string } | null, kind: string, name: string): string {
+  return ns === null ? `${kind}\u0000${name}` : `${ns.name}\u0000${kind}\u0000${name}`;
+}
+
+/** A named session's interest key, in its own namespace. */
+function sessionNameKey(session: Session): string {
+  return session.namespace === null ? nameKey(session.name) : namespacedKey(session.namespace.name, nameKey(session.name));
 }
 
 function isPeer(session: Session): boolean {

@@ -46,6 +46,8 @@ export class PeerConnection implements Connection {
    */
   nextGroups: string | null = null;
   nextHashKey: string | null = null;
+  /** The namespace the next frame written routes in on the receiving node (docs/namespaces.md); null: default. */
+  nextNamespace: string | null = null;
   handler: ConnectionHandler | null = null;
   /** This tick's frames, back to back: consecutive ranges of one buffer are merged (as the tcp adapter does). */
   private chunks: Buffer[] = [];
@@ -152,6 +154,7 @@ export class PeerConnection implements Connection {
     if (this.isClosed || flag === Flag.Pressure) {
       this.nextGroups = null;
       this.nextHashKey = null;
+      this.nextNamespace = null;
       return true;
     }
     return this.owner.canSend(size);
@@ -159,10 +162,11 @@ export class PeerConnection implements Connection {
 
   /** Starts a frame: its table entry when the routing hooks gave it an envelope. */
   private begin(): void {
-    if (this.nextGroups === null && this.nextHashKey === null) return;
-    const entry = envelopeEntry(this.bytes, this.nextGroups, this.nextHashKey);
+    if (this.nextGroups === null && this.nextHashKey === null && this.nextNamespace === null) return;
+    const entry = envelopeEntry(this.bytes, this.nextGroups, this.nextHashKey, this.nextNamespace);
     this.nextGroups = null;
     this.nextHashKey = null;
+    this.nextNamespace = null;
     this.table.push(entry);
     this.tableBytes += entry.length;
   }

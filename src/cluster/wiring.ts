@@ -29,5 +29,6 @@ export function clusterNodeFrom(config: BrokerConfig, bus: ClusterBus | undefine
     ...DEFAULT_NODE_OPTIONS,
     maxBatchBytes: section.maxBatchBytes,
     matchCacheSize: config.fastPaths.matchCacheSize,
+    presenceTimeoutMs: section.presenceTimeoutMs,
   });
 }

@@ -171,6 +171,8 @@ export interface ClusterSection {
   connectTimeoutMs: number;
   /** Node processes on this machine (node:cluster), sharing the tcp and ws ports; above 1 needs `redis`. */
   workers: number;
+  /** How long a `$presence` list waits for the other nodes' members (docs/cluster.md, "Presence"). */
+  presenceTimeoutMs: number;
 }
 
 const ALL = '0.0.0.0';
@@ -242,6 +244,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   cluster: {
     redis: '', nodeId: '', prefix: 'socketd', heartbeatMs: 1_000, nodeTimeoutMs: 5_000,
     maxBacklogBytes: 64 * 1024 * 1024, maxBatchBytes: 256 * 1024, connectTimeoutMs: 2_000, workers: 1,
+    presenceTimeoutMs: 1_000,
   },
 });
 
@@ -362,6 +365,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     maxBatchBytes: { kind: 'int', min: 1024, max: 64 * 1024 * 1024 },
     connectTimeoutMs: positive(60_000),
     workers: positive(256),
+    presenceTimeoutMs: { kind: 'int', min: 10, max: 60_000 },
   },
 };
 

@@ -6,6 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { MemoryHub } from '../../src/cluster/memory-bus.js';
+import { batchHead, envelopeEntry } from '../../src/cluster/records.js';
+import { encodeFrame } from '../../src/protocol/codec.js';
 import type { RunningServer } from '../../src/server.js';
 import { readFileSync } from 'node:fs';
 import { eventually, ports, startTestBroker, type TestBrokerConfig } from '../support/broker.js';
@@ -417,35 +419,142 @@ describe('cluster over the in-process bus: admin endpoints and metrics', () => {
   });
 });
 
-describe('cluster over the in-process bus: namespaces stay on their node (docs/cluster.md, "Namespaces")', () => {
+describe('cluster over the in-process bus: namespaces across nodes (docs/cluster.md, "Namespaces")', () => {
   let c: Cluster;
   before(async () => {
-    c = await startCluster(['a', 'b']);
+    c = await startCluster(['a', 'b', 'c']);
   });
   after(async () => stopCluster(c));
 
-  it('neither events nor @ names of a namespace reach the default namespace of another node, nor does a namespace leak into it', async () => {
-    const defaultSub = await client(c, 1, { name: 'svc' });
+  const texts = (cl: RawClient): string[] => cl.frames.filter(isMessage).map((f) => f.data.toString());
+
+  it('fans a namespace\'s events out to its subscribers on every node, in order, and to no other namespace', async () => {
+    const tenantB = await client(c, 1, { path: 'tenant-a' });
+    const tenantC = await client(c, 2, { path: 'tenant-a' });
+    const otherNs = await client(c, 1, { path: 'tenant-b' });
+    const defaultSub = await client(c, 2);
+    await subscribe(tenantB, 'chat.>');
+    await subscribe(tenantC, 'chat.room');
+    await subscribe(otherNs, 'chat.>');
     await subscribe(defaultSub, 'chat.>');
-    const tenantSub = await client(c, 1, { name: 'svc', path: 'tenant-a' });
-    await subscribe(tenantSub, 'chat.>');
-    const tenantPub = await client(c, 0, { path: 'tenant-a' });
+    const pub = await client(c, 0, { path: 'tenant-a' });
     await interestSettled(c);
-    tenantPub.send({ flag: Flag.Message, event: 'chat.room', data: 'from-tenant' });
-    tenantPub.send({ flag: Flag.Message, event: 'hello', meta: '@=svc', data: 'to-svc' });
-    const r = tenantPub.send({ flag: Flag.Request, event: 'hello', meta: '@=svc', data: 'ask' });
-    // The tenant's @svc lives on node b only: from node a the name has no route (cross-node namespaces are not
-    // carried), and nothing of it reaches b's default namespace.
-    assertAlarm(await tenantPub.nextFor(r), 4004, r);
-    await sleep(100);
-    assert.deepEqual(defaultSub.frames.filter(isMessage).map((f) => f.data.toString()), []);
-    assert.deepEqual(tenantSub.frames.filter(isMessage).map((f) => f.data.toString()), []);
-    // The default namespace still crosses nodes.
+    const n = 20;
+    for (let i = 0; i < n; i++) pub.send({ flag: Flag.Message, event: 'chat.room', data: `t${i}` });
+    const expected = Array.from({ length: n }, (_, i) => `t${i}`);
+    for (const sub of [tenantB, tenantC]) {
+      await eventually(() => texts(sub).length >= n, WAIT_MS, 'every message in the namespace');
+      await sleep(30);
+      assert.deepEqual(texts(sub), expected, 'in order, once');
+    }
+    await assertNothing([otherNs, defaultSub], 100, isMessage, 'another namespace');
+    // The default namespace still crosses nodes, and stays out of the tenants.
     const defaultPub = await client(c, 0);
     defaultPub.send({ flag: Flag.Message, event: 'chat.room', data: 'from-default' });
-    await eventually(() => defaultSub.frames.filter(isMessage).length === 1, WAIT_MS, 'the default namespace crosses');
+    await eventually(() => texts(defaultSub).length === 1, WAIT_MS, 'the default namespace crosses');
+    await sleep(100);
+    for (const sub of [tenantB, tenantC]) assert.deepEqual(texts(sub), expected, 'no default-namespace message');
+    assert.deepEqual(texts(otherNs), []);
+  });
+
+  it('routes @name, @name!, @name* and @* per namespace across nodes', async () => {
+    const svcB = await client(c, 1, { name: 'svc', path: 'ns-at' });
+    const svcC = await client(c, 2, { name: 'svc', path: 'ns-at' });
+    const otherB = await client(c, 1, { name: 'other', path: 'ns-at' });
+    // Sessions of the same name elsewhere: another namespace on each node and the default one.
+    const strangers = [await client(c, 1, { name: 'svc', path: 'ns-else' }), await client(c, 2, { name: 'svc' }), await client(c, 0, { name: 'svc' })];
+    for (const [i, w] of [svcB, svcC].entries()) autoReply(w, (f) => f.flag === Flag.Request, (f) => `svc${i}:${f.data.toString()}`);
+    for (const s of strangers) autoReply(s, (f) => f.flag === Flag.Request, () => 'stranger');
+    const caller = await client(c, 0, { path: 'ns-at' });
+    await interestSettled(c);
+    const sids = Array.from({ length: 8 }, (_, i) => caller.send({ flag: Flag.Request, event: 'job', meta: '@=svc', data: `${i}` }));
+    const answers: string[] = [];
+    for (const sid of sids) answers.push((await caller.nextFor(sid, WAIT_MS)).data.toString());
+    assert.equal(answers.filter((a) => a.startsWith('svc0:')).length, 4, `fair shares: ${answers}`);
+    assert.equal(answers.filter((a) => a.startsWith('svc1:')).length, 4, `fair shares: ${answers}`);
+    caller.send({ flag: Flag.Message, event: 'all', meta: '@=svc*', data: 'svc-all' });
+    caller.send({ flag: Flag.Message, event: 'all', meta: '@=*', data: 'everyone' });
+    for (const key of ['k1', 'k2', 'k3', 'k4']) for (let r = 0; r < 2; r++) caller.send({ flag: Flag.Message, event: 'h', meta: `@=svc!&X-Hash=${key}`, data: key });
+    for (const m of [svcB, svcC]) {
+      await eventually(() => texts(m).includes('everyone'), WAIT_MS, '@* reaches every named session of the namespace');
+      assert.deepEqual(texts(m).slice(0, 2).sort(), ['everyone', 'svc-all'].sort());
+    }
+    await eventually(() => texts(otherB).length === 1, WAIT_MS, '@* reaches other');
+    assert.deepEqual(texts(otherB), ['everyone']);
+    await eventually(() => texts(svcB).length + texts(svcC).length === 4 + 8, WAIT_MS, 'every hashed message');
+    for (const key of ['k1', 'k2', 'k3', 'k4']) {
+      const owners = [svcB, svcC].filter((m) => texts(m).includes(key));
+      assert.equal(owners.length, 1, `key ${key} stays on one member`);
+      assert.equal(texts(owners[0]).filter((t) => t === key).length, 2);
+    }
+    await assertNothing(strangers, 100, isMessage, 'a name of another namespace');
+    // A name held only in another namespace has no route from this one.
+    const r = caller.send({ flag: Flag.Request, event: 'x', meta: '@=nobody-here' });
+    assertAlarm(await caller.nextFor(r, WAIT_MS), 4004, r);
+  });
+
+  it('serves a namespace\'s queue group once among all nodes in fair shares, apart from the same group elsewhere', async () => {
+    const members = [await client(c, 0, { path: 'ns-q' }), await client(c, 1, { path: 'ns-q' }), await client(c, 2, { path: 'ns-q' })];
+    for (const m of members) await subscribe(m, 'jobs.*', { group: 'workers' });
+    const sameGroupElsewhere = await client(c, 1, { path: 'ns-q2' });
+    await subscribe(sameGroupElsewhere, 'jobs.*', { group: 'workers' });
+    const defaultMember = await client(c, 2);
+    await subscribe(defaultMember, 'jobs.*', { group: 'workers' });
+    const pub = await client(c, 1, { path: 'ns-q' });
+    await interestSettled(c);
+    const n = 30;
+    for (let i = 0; i < n; i++) pub.send({ flag: Flag.Message, event: 'jobs.x', data: `j${i}` });
+    await eventually(() => members.reduce((s, m) => s + texts(m).length, 0) >= n, WAIT_MS, 'every job');
     await sleep(50);
-    assert.deepEqual(tenantSub.frames.filter(isMessage).map((f) => f.data.toString()), []);
+    assert.deepEqual(members.map((m) => texts(m).length), [10, 10, 10], 'fair shares, each job once');
+    assert.deepEqual(members.flatMap(texts).sort(), Array.from({ length: n }, (_, i) => `j${i}`).sort());
+    await assertNothing([sameGroupElsewhere, defaultMember], 100, isMessage, 'the same group in another namespace');
+  });
+
+  it('carries a Subscribe stream of a namespace across nodes, in order, and answers 4004 where the namespace has no subscriber', async () => {
+    const responder = await client(c, 2, { path: 'ns-s' });
+    await subscribe(responder, 'feed');
+    const decoy = await client(c, 1, { path: 'ns-s2' });
+    await subscribe(decoy, 'feed');
+    const original = responder.onFrame.bind(responder);
+    responder.onFrame = (f) => {
+      if (f.flag !== Flag.Subscribe) return original(f);
+      for (let i = 0; i < 5; i++) responder.send({ flag: Flag.Reply, sid: f.sid, event: f.event, data: `r${i}` });
+      responder.send({ flag: Flag.ReplyEnd, sid: f.sid, event: f.event, data: 'end' });
+    };
+    const caller = await client(c, 0, { path: 'ns-s' });
+    await interestSettled(c);
+    const sid = caller.send({ flag: Flag.Subscribe, event: 'feed' });
+    const got: string[] = [];
+    for (;;) {
+      const f = await caller.nextFor(sid, WAIT_MS);
+      got.push(f.data.toString());
+      if (f.flag === Flag.ReplyEnd) break;
+    }
+    assert.deepEqual(got, ['r0', 'r1', 'r2', 'r3', 'r4', 'end']);
+    await assertNothing([decoy], 100, (f) => f.flag === Flag.Subscribe, 'a stream of another namespace');
+    const elsewhere = await client(c, 0, { path: 'ns-none' });
+    const miss = elsewhere.send({ flag: Flag.Request, event: 'feed' });
+    assertAlarm(await elsewhere.nextFor(miss, WAIT_MS), 4004, miss);
+  });
+
+  it('drops a frame for a namespace this node no longer has, counts it, and answers a Request with 4004', async () => {
+    const a = c.nodes[0].cluster!;
+    const b = c.nodes[1].cluster!;
+    const batchFor = (frame: Buffer): Buffer => {
+      const entry = envelopeEntry(0, null, null, 'ns-gone');
+      return Buffer.concat([batchHead(1, entry.length), entry, frame]);
+    };
+    const dropped = (): number => b.stats.dropped.get('namespace_absent') ?? 0;
+    const out = b.stats.peer('a').framesOut;
+    const before = dropped();
+    b.frames('a', a.bus.incarnation, batchFor(encodeFrame({ flag: Flag.Message, sid: 'm1', event: 'x' })), 0);
+    assert.equal(dropped(), before + 1);
+    await sleep(30);
+    assert.equal(b.stats.peer('a').framesOut, out, 'a Message goes nowhere');
+    b.frames('a', a.bus.incarnation, batchFor(encodeFrame({ flag: Flag.Request, sid: 'r1', event: 'x' })), 0);
+    assert.equal(dropped(), before + 2);
+    await eventually(() => b.stats.peer('a').framesOut === out + 1, WAIT_MS, 'the 4004 Alarm goes back to the origin');
   });
 });
 

@@ -11,7 +11,7 @@ import { BrokerProcess, getJson, type ProcessPorts } from '../support/broker-pro
 import { RedisServer, skipWithoutRedis } from '../support/redis.js';
 import { eventually } from '../support/broker.js';
 import { closeAll, metaOf, sleep } from '../support/integration.js';
-import { assertAlarm, autoReply, isMessage, subscribe } from '../support/events.js';
+import { assertAlarm, autoReply, isMessage, presenceOf, subscribe } from '../support/events.js';
 
 const HEARTBEAT_MS = 200;
 const NODE_TIMEOUT_MS = 1000;
@@ -153,6 +153,52 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
       if (f.flag === Flag.ReplyEnd) break;
     }
     assert.deepEqual(got, [...Array.from({ length: 20 }, (_, i) => `p${i}`), 'closed']);
+  });
+
+  it('carries namespaces across nodes: events, @name, a Request and presence stay inside their namespace (docs/namespaces.md)', async () => {
+    const before = await nodes(a);
+    const count = (view: NodeView[], id: string): { subscriptions: number; named: number } => {
+      const v = view.find((n) => n.node === id)!;
+      return { subscriptions: v.subscriptions, named: v.named };
+    };
+    const mine: RawClient[] = [];
+    const openIn = async (node: Node, path: string, name?: string): Promise<RawClient> => {
+      const client = await RawClient.connect('tcp', node.ports.tcp, name === undefined ? { path } : { path, name });
+      mine.push(client);
+      return client;
+    };
+    try {
+      const subB = await openIn(b, 'tenant-r');
+      const svcC = await openIn(c, 'tenant-r', 'svc');
+      const otherB = await openIn(b, 'tenant-q', 'svc');
+      await subscribe(subB, 'orders.*');
+      await subscribe(otherB, 'orders.*');
+      await subscribe(svcC, 'orders.audit'); // an exact event: svc is a member of it (presence)
+      await subscribe(otherB, 'orders.audit');
+      autoReply(svcC, (f) => f.flag === Flag.Request, (f) => `svc:${f.data.toString()}`);
+      autoReply(otherB, (f) => f.flag === Flag.Request, () => 'wrong namespace');
+      const bBefore = count(before, 'b');
+      const cBefore = count(before, 'c');
+      await sees(a, {
+        b: { subscriptions: bBefore.subscriptions + 3, named: bBefore.named + 1 },
+        c: { subscriptions: cBefore.subscriptions + 1, named: cBefore.named + 1 },
+      });
+      const pub = await openIn(a, 'tenant-r');
+      const n = 50;
+      for (let i = 0; i < n; i++) pub.send({ flag: Flag.Message, event: 'orders.new', data: `o${i}` });
+      await eventually(() => subB.frames.filter(isMessage).length >= n, WAIT_MS, 'every message in the namespace');
+      const sid = pub.send({ flag: Flag.Request, event: 'ask', meta: '@=svc', data: 'q' });
+      const answer = await pub.nextFor(sid, WAIT_MS);
+      assert.equal(answer.flag, Flag.ReplyEnd);
+      assert.equal(answer.data.toString(), 'svc:q');
+      await sleep(100);
+      assert.deepEqual(dataOf(subB.frames.filter(isMessage)), Array.from({ length: n }, (_, i) => `o${i}`), 'in order, once');
+      assert.deepEqual(otherB.frames.filter((f) => f.flag === Flag.Message || f.flag === Flag.Request).length, 0, 'nothing reaches another namespace');
+      // $presence over Redis: the member on c, not the other namespace's on b (docs/cluster.md, "Presence").
+      assert.deepEqual((await presenceOf(pub, 'orders.audit')).map((e) => e.name), ['svc']);
+    } finally {
+      closeAll(...mine);
+    }
   });
 
   it('alarms the requesters of a node killed with SIGKILL mid-stream within the node timeout; the others keep serving', async () => {

@@ -79,3 +79,29 @@ test('malformed bodies are refused before anything is visited', () => {
 test('envelope fields are bounded', () => {
   assert.throws(() => envelopeEntry(0, 'x'.repeat(70_000), null), RangeError);
 });
+
+test('a namespace rides in the envelope (bit 2); frames without one keep the exact bytes of before', () => {
+  const frames = [m(0), m(1), m(2)];
+  const table = [envelopeEntry(frames[0].length, null, null, 'tenant-a'), envelopeEntry(frames[0].length + frames[1].length, 'g', 'k', 'ns.2')];
+  const tableBytes = Buffer.concat(table);
+  const batch = Buffer.concat([batchHead(3, tableBytes.length), tableBytes, ...frames]);
+  const seen: unknown[] = [];
+  const count = readRecords(batch, 0, {
+    run: (b, start, end) => seen.push(['run', b.subarray(start, end)]),
+    record: (groups, hashKey, b, start, end, namespace) => seen.push(['record', groups, hashKey, namespace, b.subarray(start, end)]),
+  });
+  assert.equal(count, 3);
+  assert.deepEqual(seen, [
+    ['run', frames[0]],
+    ['record', null, null, 'tenant-a', frames[1]],
+    ['record', 'g', 'k', 'ns.2', frames[2]],
+  ]);
+  // Without a namespace the entry is byte for byte what nodes without namespaces write and read.
+  assert.deepEqual(envelopeEntry(7, 'g', 'k'), envelopeEntry(7, 'g', 'k', null));
+  assert.equal(envelopeEntry(7, 'g', null)[4], 1);
+  // An empty namespace field is malformed: the default namespace is sent without one.
+  const bad = Buffer.from(envelopeEntry(0, null, null, 'x'));
+  bad.writeUInt16BE(0, 5);
+  const badBody = Buffer.concat([batchHead(1, bad.length - 1), bad.subarray(0, bad.length - 1), m(0)]);
+  assert.equal(readRecords(badBody, 0, { run: () => assert.fail('nothing routed'), record: () => assert.fail('nothing routed') }), -1);
+});
