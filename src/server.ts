@@ -13,7 +13,7 @@ import { identityPolicyFrom } from './broker/auth/wiring.js';
 import { BrokerStats } from './broker/stats.js';
 import { BrokerHttpServer } from './http/http-server.js';
 import { AdminSampler } from './http/admin/sampler.js';
-import { SessionCounts } from './http/admin/session-counts.js';
+import { SessionCounts } from './broker/session-counts.js';
 import { HttpApi } from './http/api/http-api.js';
 import { ApiStats } from './http/api/api-stats.js';
 import { BrokerMetrics } from './metrics/metrics.js';
@@ -134,7 +134,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
       { broker, stats: apiStats, logger },
     )
     : undefined;
-  const metrics = new BrokerMetrics({ broker, events, api: apiStats, namespaces, cluster });
+  const metrics = new BrokerMetrics({ broker, events, api: apiStats, namespaces, cluster, sessionCounts });
   const httpServer = config.http.enabled
     ? new BrokerHttpServer(
       {

@@ -41,6 +41,8 @@ export interface BrokerDeps {
 }
 
 export interface SessionObserver {
+  /** A connection became a session (in its handshake); sessionClosed follows for every one, open or not. */
+  sessionAccepted?(session: Session): void;
   sessionOpened?(session: Session): void;
   /** The client announced its close: it must stop being a routing target. */
   sessionClosing?(session: Session): void;
@@ -128,6 +130,7 @@ export class Broker implements SessionContext, ListenerReporter {
     this.sessions.add(session);
     this.connections.add(session);
     BrokerStats.inc(this.stats.connectionsByTransport, connection.transport);
+    for (const o of this.observers) o.sessionAccepted?.(session);
     session.start();
     // Limits are checked once the session can answer: the refused client gets a Close with the reason.
     if (this.connections.size > this.settings.maxConnections) {

@@ -44,6 +44,15 @@ export class QueuedBytes {
     return this.list.length;
   }
 
+  /**
+   * Calls `visit` with the bytes each active queue holds now. Every queue outside the list holds 0 bytes
+   * (the precondition above), so this reads every non-empty queue without visiting idle sessions. The list
+   * may still hold queues that emptied, or whose session ended, since the last check (at most checkMs old).
+   */
+  forEachActive(visit: (bytes: number) => void): void {
+    for (const queue of this.list) visit(queue.liveBytes);
+  }
+
   /** True while the check timer runs (only while some queue is active). */
   get ticking(): boolean {
     return this.timer !== null;

@@ -607,6 +607,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     const stop = ((this.pausedOn !== null && this.pausedOn.size > 0) || this.budgetPaused) && this.state !== SessionState.Closed;
     if (stop === this.readingStopped) return;
     this.readingStopped = stop;
+    this.ctx.stats.pausedReaders += stop ? 1 : -1;
     if (stop) {
       this.connection.pause();
     } else {
@@ -672,6 +673,11 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     if (this.pausedOn !== null) {
       for (const target of this.pausedOn) target.feeders?.delete(this);
       this.pausedOn.clear();
+    }
+    // Closed while paused: no longer a paused reader (the connection is ending; resuming it would be moot).
+    if (this.readingStopped) {
+      this.readingStopped = false;
+      this.ctx.stats.pausedReaders--;
     }
     this.ctx.sessionOnClose(this, wasOpen, reason, detail);
   }

@@ -28,6 +28,13 @@ export class BucketHistogram {
     this.sum += value;
     this.count++;
   }
+
+  /** `n` observations of 0 at once (they land in the first bucket: every bound is >= 0). */
+  observeZeros(n: number): void {
+    if (n <= 0) return;
+    this.counts[0] += n;
+    this.count += n;
+  }
 }
 
 export class BrokerStats {
@@ -64,6 +71,11 @@ export class BrokerStats {
   overBudget = false;
   /** Bytes queued to all sessions as the last memory-budget check summed them (every budgetCheckMs). */
   queuedBytes = 0;
+  /**
+   * Sessions (open or in their handshake) whose reading is paused now (spec §7): kept by Session where its
+   * reading stops and restarts, and on release, so the metrics read it without visiting every session.
+   */
+  pausedReaders = 0;
   pressureSent = 0;
   /** Keyed by a stable reason code. */
   readonly dropped = new Map<string, number>();

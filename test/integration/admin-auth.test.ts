@@ -218,7 +218,7 @@ test('the nodes hook: /admin/api/nodes lists what a cluster gives, and the overv
   const server = await startTestBroker();
   const { BrokerHttpServer } = await import('../../src/http/http-server.js');
   const { AdminSampler } = await import('../../src/http/admin/sampler.js');
-  const { SessionCounts } = await import('../../src/http/admin/session-counts.js');
+  const { SessionCounts } = await import('../../src/broker/session-counts.js');
   const sampler = new AdminSampler({ stats: server.broker.stats, counts: new SessionCounts(), subscriptionCount: () => 0 });
   const nodes = [{ id: 'n1', state: 'up', names: 3, subscriptions: 10 }, { id: 'n2', state: 'connecting' }];
   const clustered = new BrokerHttpServer({ host: '127.0.0.1', port: 0, adminToken: '' }, {

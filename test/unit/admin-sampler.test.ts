@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AdminSampler, HISTORY, IDLE_STOP_MS } from '../../src/http/admin/sampler.js';
-import { SessionCounts } from '../../src/http/admin/session-counts.js';
+import { SessionCounts } from '../../src/broker/session-counts.js';
 import { BrokerStats } from '../../src/broker/stats.js';
 
 function setup(): { sampler: AdminSampler; stats: BrokerStats; clock: { now: number } } {

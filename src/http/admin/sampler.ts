@@ -9,7 +9,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { BrokerStats } from '../../broker/stats.js';
-import type { SessionCounts } from './session-counts.js';
+import type { SessionCounts } from '../../broker/session-counts.js';
 
 export const SAMPLE_MS = 1000;
 /** Five minutes of samples. */
