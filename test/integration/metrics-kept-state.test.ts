@@ -7,10 +7,11 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Flag, encodeBare, encodeFrame } from '../../src/protocol/index.js';
+import { Flag } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
-import { RawClient, sid } from '../support/raw-client.js';
+import { RawClient } from '../support/raw-client.js';
 import { startTestBroker, ports, eventually } from '../support/broker.js';
+import { stalledConsumer } from '../support/integration.js';
 
 const WAIT_MS = 10_000;
 
@@ -46,19 +47,6 @@ function visited(server: RunningServer): { tcp: number; paused: number; queued: 
   return { tcp, paused, queued, sessions };
 }
 
-/** A tcp session that completes its handshake and then stops reading (but pings, so it is not idle). */
-async function stalledConsumer(port: number, name: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve) => socket.once('connect', resolve));
-  const url = `tcp://127.0.0.1:${port}?@=${name}`;
-  socket.write(encodeFrame({ flag: Flag.Connect, sid: sid(), event: url, meta: 'Socket.D=1.0', data: url }));
-  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
-  socket.pause();
-  const ping = encodeBare(Flag.Ping);
-  const timer = setInterval(() => socket.write(ping), 100);
-  socket.once('close', () => clearInterval(timer));
-  return socket;
-}
 
 test('a scrape with many idle sessions visits no session, and the gauges count them (handshakes included)', { timeout: 60_000 }, async () => {
   const server = await startTestBroker();

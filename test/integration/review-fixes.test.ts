@@ -3,24 +3,11 @@
  */
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import { Flag, encodeBare, encodeFrame } from '../../src/protocol/index.js';
-import { RawClient, sid } from '../support/raw-client.js';
+import { Flag } from '../../src/protocol/index.js';
+import { RawClient } from '../support/raw-client.js';
 import { startTestBroker, ports, eventually } from '../support/broker.js';
+import { stalledConsumer } from '../support/integration.js';
 
-/** A tcp session that completes its handshake and then never reads again (but pings, so it is not idle). */
-async function stalledConsumer(port: number, name: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve) => socket.once('connect', resolve));
-  const url = `tcp://127.0.0.1:${port}?@=${name}`;
-  socket.write(encodeFrame({ flag: Flag.Connect, sid: sid(), event: url, meta: 'Socket.D=1.0', data: url }));
-  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
-  socket.pause();
-  const ping = encodeBare(Flag.Ping);
-  const timer = setInterval(() => socket.write(ping), 100);
-  socket.once('close', () => clearInterval(timer));
-  return socket;
-}
 
 test('udp sessions receive Close when the broker shuts down', async () => {
   const server = await startTestBroker();

@@ -3,10 +3,11 @@
  * clients, and the "nothing left behind" check on a running broker.
  */
 import assert from 'node:assert/strict';
-import { Flag } from '../../src/protocol/index.js';
+import net from 'node:net';
+import { Flag, encodeBare, encodeFrame } from '../../src/protocol/index.js';
 import type { RunningServer } from '../../src/server.js';
 import { loadReferenceFrames } from './fixtures.js';
-import { RawClient, type RawConnectOptions, type RawTransport } from './raw-client.js';
+import { RawClient, sid, type RawConnectOptions, type RawTransport } from './raw-client.js';
 import { eventually, ports } from './broker.js';
 
 export const TRANSPORTS: readonly RawTransport[] = ['tcp', 'ws', 'udp'];
@@ -95,4 +96,21 @@ export async function referencePair(server: RunningServer): Promise<{ svc: RawCl
   await svc.nextFlag(Flag.Connack);
   await caller.nextFlag(Flag.Connack);
   return { svc, caller };
+}
+
+/**
+ * A tcp session that completes its handshake and then never reads again (but pings every 100 ms, so it is not
+ * idle): a slow consumer whose outbound queue fills.
+ */
+export async function stalledConsumer(port: number, name: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  const url = `tcp://127.0.0.1:${port}?@=${name}`;
+  socket.write(encodeFrame({ flag: Flag.Connect, sid: sid(), event: url, meta: 'Socket.D=1.0', data: url }));
+  await new Promise<void>((resolve) => socket.once('data', () => resolve()));
+  socket.pause();
+  const ping = encodeBare(Flag.Ping);
+  const timer = setInterval(() => socket.write(ping), 100);
+  socket.once('close', () => clearInterval(timer));
+  return socket;
 }
