@@ -6,6 +6,7 @@ import { DEFAULT_FRAME_LIMITS } from '../protocol/limits.js';
 import { DEFAULT_SETTINGS } from '../broker/settings.js';
 import { ALL_PERMISSIONS, tokenProblem, type PermissionRules, type UserEntry } from '../broker/access.js';
 import { patternProblem } from '../protocol/event-pattern.js';
+import type { ConnectHookOptions } from '../broker/auth/connect-hook.js';
 import { LOOPBACK, trustedEntryProblem } from '../http/admin/trusted.js';
 import { isValidNamespaceName } from '../broker/namespace-name.js';
 
@@ -66,14 +67,8 @@ export interface JwtSection {
   defaultPermissions: PermissionRules;
 }
 
-export interface ConnectHookSection {
-  url: string;
-  timeoutMs: number;
-  cacheMs: number;
-  cacheMaxEntries: number;
-  maxConcurrent: number;
-  maxAnswerBytes: number;
-}
+/** access.connectHook: exactly what the hook takes (src/broker/auth/connect-hook.ts documents each key). */
+export type ConnectHookSection = ConnectHookOptions;
 
 /** The algorithms `access.jwt.algorithms` may name. */
 export const JWT_ALGORITHMS: readonly string[] = ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];

@@ -445,3 +445,30 @@ describe('HTTP API calls are not Socket.D handshakes', () => {
     }
   });
 });
+
+describe('HTTP API with per-user identities', () => {
+  test('a bearer JWT that is expired, forged or not yet valid is 401 with its reason, a valid one is admitted', async () => {
+    const { SignJWT } = await import('jose');
+    const secret = new TextEncoder().encode('an-api-test-secret-of-at-least-32-bytes');
+    const server = await startTestBroker({ access: { anonymous: false, jwt: { secret: 'an-api-test-secret-of-at-least-32-bytes' } } });
+    try {
+      const now = Math.floor(Date.now() / 1000);
+      const sign = (exp: number, nbf: number, key = secret): Promise<string> =>
+        new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('app').setIssuedAt(now).setNotBefore(now + nbf).setExpirationTime(now + exp).sign(key);
+      const cases: [string, string][] = [
+        [await sign(-60, -120), 'token_expired'],
+        [await sign(600, 0, new TextEncoder().encode('another-secret-of-at-least-32-bytes!!')), 'token_invalid'],
+        [await sign(600, 300), 'token_not_yet_valid'],
+      ];
+      for (const [jwt, reason] of cases) {
+        const answer = await api(server, 'POST', '/api/publish', { event: 'x', data: 'd' }, jwt);
+        assert.equal(answer.status, 401, `${reason}: ${JSON.stringify(answer.body)}`);
+        assert.equal(answer.body.error, reason);
+      }
+      const ok = await api(server, 'POST', '/api/publish', { event: 'x', data: 'd' }, await sign(600, 0));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    } finally {
+      await server.close();
+    }
+  });
+});

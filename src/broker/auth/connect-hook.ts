@@ -13,8 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ALL_PERMISSIONS, type HandshakeRefusal } from '../access.js';
-import type { BrokerStats } from '../stats.js';
-import { BrokerStats as Stats } from '../stats.js';
+import { BrokerStats } from '../stats.js';
 import { AuthCode, TokenPermissions, parsePermissionClaim, refusal } from './identity.js';
 
 export interface ConnectHookOptions {
@@ -78,13 +77,13 @@ export class ConnectHook {
     if (key.length > 0) {
       const hit = this.cache.get(key);
       if (hit !== undefined && hit.until > this.now()) {
-        Stats.inc(this.stats.authChecks, `hook|${HookOutcome.Cached}`);
+        BrokerStats.inc(this.stats.authChecks, `hook|${HookOutcome.Cached}`);
         return hit.answer;
       }
       if (hit !== undefined) this.cache.delete(key);
     }
     if (this.inFlight >= this.options.maxConcurrent) {
-      Stats.inc(this.stats.authChecks, `hook|${HookOutcome.Busy}`);
+      BrokerStats.inc(this.stats.authChecks, `hook|${HookOutcome.Busy}`);
       return refusal(AuthCode.HookBusy, `The connect hook has ${this.options.maxConcurrent} calls in flight: try again later`);
     }
     this.inFlight++;
@@ -116,7 +115,7 @@ export class ConnectHook {
       this.stats.hookInFlight--;
     }
     this.stats.hookLatency.observe((this.now() - started) / 1000);
-    Stats.inc(this.stats.authChecks, `hook|${outcome}`);
+    BrokerStats.inc(this.stats.authChecks, `hook|${outcome}`);
     // Outages are not cached: the next handshake asks again.
     if (key.length > 0 && (answer instanceof TokenPermissions || answer.code !== AuthCode.HookUnavailable)) this.remember(key, answer);
     return answer;

@@ -49,17 +49,8 @@ export interface SamplerSources {
   now?: () => number;
 }
 
-interface Totals {
-  t: number;
-  framesIn: number;
-  framesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  deliveries: number;
-  dropped: number;
-  pressure: number;
-  slowConsumers: number;
-}
+/** The counters a sample turns into rates: their running totals at time t. */
+type Totals = Pick<Sample, 't' | 'framesIn' | 'framesOut' | 'bytesIn' | 'bytesOut' | 'deliveries' | 'dropped' | 'pressure' | 'slowConsumers'>;
 
 function sum(values: Float64Array | Iterable<number>): number {
   let total = 0;

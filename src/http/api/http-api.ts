@@ -58,14 +58,17 @@ function refusalStatus(reason: string): number {
   switch (reason) {
     case 'auth_required':
     case 'auth_failed':
+    // Per-user identities (docs/security.md section 6): the bearer token itself was not accepted.
+    case 'token_expired':
+    case 'token_invalid':
+    case 'token_not_yet_valid':
+    case 'hook_refused':
       return 401;
     case 'name_forbidden':
     case 'namespace_forbidden':
       return 403;
     case 'namespace_unknown':
       return 404;
-    case 'handshake_rate_limited':
-      return 429;
     default:
       return 503;
   }
