@@ -128,7 +128,7 @@ async function run(c: Case): Promise<{ rate: number; cpuUsPer: number; count: nu
 /** CPU µs per access check of the case's token, in this process. */
 async function checkCost(c: Case): Promise<number> {
   const config = configFrom({ access: c.access }, 'bench');
-  const policy = identityPolicyFrom(config.access, accessPolicyFrom(config.access), new BrokerStats());
+  const policy = await identityPolicyFrom(config.access, accessPolicyFrom(config.access), new BrokerStats());
   const params = new Map([['@', 'alice'], ['token', c.token]]);
   if (c.token.length === 0) params.delete('token');
   for (let i = 0; i < 200; i++) await policy.authenticate(params, '127.0.0.1', 'tcp');

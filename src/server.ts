@@ -80,7 +80,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const settings = settingsFromConfig(config);
   const stats = new BrokerStats();
   // Cluster mode (docs/cluster.md): the node answers the routers' questions about peer nodes.
-  const cluster = clusterNodeFrom(config, options.clusterBus, logger);
+  const cluster = await clusterNodeFrom(config, options.clusterBus, logger);
   const eventOptions = {
     maxSubscriptionsPerSession: config.limits.maxSubscriptionsPerSession,
     matchCacheSize: config.fastPaths.matchCacheSize,
@@ -92,7 +92,7 @@ export async function startServer(config: BrokerConfig, options: ServerOptions =
   const namespaces = new NamespaceTable(config.namespaces, events,
     (name) => new EventRouter(eventOptions, stats, cluster === null ? null : cluster.forNamespace(name)));
   // Per-user identities (JWT, connect hook) over the configured users, when configured (docs/security.md).
-  const access = options.access ?? identityPolicyFrom(config.access, accessPolicyFrom(config.access), stats);
+  const access = options.access ?? await identityPolicyFrom(config.access, accessPolicyFrom(config.access), stats);
   const sessionCounts = new SessionCounts();
   const observers: SessionObserver[] = [namespaces, sessionCounts];
   if (cluster !== null) observers.push(cluster);

@@ -158,7 +158,9 @@ export async function startServer(system: SystemName): Promise<ServerHandle> {
       const [tcp, ws] = system === 'socketd-tcp' || system === 'socketd-raw-tcp' ? [port, other] : [other, port];
       const file = path.join(tmp(), `broker-${port}.yaml`);
       writeFileSync(file, benchYaml(tcp, ws));
-      child = spawn(process.execPath, [path.join(ROOT, 'bin/socketd-broker.js'), '-c', file, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // BENCH_BROKER_NODE_ARGS (space-separated) passes V8/Node flags to the broker, for diagnosis (bench/README.md).
+      const nodeArgs = (process.env['BENCH_BROKER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+      child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/socketd-broker.js'), '-c', file, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
       break;
     }
     case 'nats': {

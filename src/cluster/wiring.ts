@@ -8,15 +8,18 @@ import type { Logger } from 'pino';
 import type { BrokerConfig } from '../config/schema.js';
 import type { ClusterBus } from './bus.js';
 import { ClusterNode, DEFAULT_NODE_OPTIONS } from './node.js';
-import { RedisBus } from './redis-bus.js';
 import { ClusterStats } from './stats.js';
 
-export function clusterNodeFrom(config: BrokerConfig, bus: ClusterBus | undefined, logger: Logger): ClusterNode | null {
+/**
+ * ioredis is imported only in cluster mode over Redis: a single node keeps that code out of its heap, which
+ * every major GC walks (bench/results.md, "Heap at start").
+ */
+export async function clusterNodeFrom(config: BrokerConfig, bus: ClusterBus | undefined, logger: Logger): Promise<ClusterNode | null> {
   const section = config.cluster;
   if (bus === undefined && section.redis.length === 0) return null;
   const stats = new ClusterStats();
   const nodeId = section.nodeId.length > 0 ? section.nodeId : `${hostname()}-${process.pid}`;
-  const chosen = bus ?? new RedisBus({
+  const chosen = bus ?? new (await import('./redis-bus.js')).RedisBus({
     url: section.redis,
     nodeId,
     prefix: section.prefix,

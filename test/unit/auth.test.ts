@@ -10,7 +10,8 @@ import { DEFAULT_CONFIG, checkMerged, mergeConfig, validateConfig, type BrokerCo
 import { ALL_PERMISSIONS } from '../../src/broker/access.js';
 import { BrokerStats } from '../../src/broker/stats.js';
 import { TokenPermissions, completeRules, parsePermissionClaim } from '../../src/broker/auth/identity.js';
-import { looksLikeJwt, refusalOf } from '../../src/broker/auth/jwt.js';
+import { refusalOf } from '../../src/broker/auth/jwt.js';
+import { looksLikeJwt } from '../../src/broker/auth/identity.js';
 import { ConnectHook, type FetchLike, type HookRequest } from '../../src/broker/auth/connect-hook.js';
 import { ExpiryTimer } from '../../src/broker/auth/expiry.js';
 

@@ -137,3 +137,8 @@ export function completeRules(rules: Partial<Record<keyof PermissionRules, Parti
   }
   return out;
 }
+
+/** A token shaped like a compact JWS: three base64url parts, a JSON header. Static tokens never look like it. */
+export function looksLikeJwt(token: string): boolean {
+  return token.startsWith('eyJ') && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+}

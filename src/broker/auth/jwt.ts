@@ -46,11 +46,6 @@ export interface JwtOptions {
   defaultPermissions: PermissionRules;
 }
 
-/** A token shaped like a compact JWS: three base64url parts, a JSON header. Static tokens never look like it. */
-export function looksLikeJwt(token: string): boolean {
-  return token.startsWith('eyJ') && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
-}
-
 export class JwtVerifier {
   readonly algorithms: readonly string[];
   private readonly jwks: JWTVerifyGetKey | null;

@@ -12,8 +12,9 @@
 import { ConfigAccessPolicy, Permissions, type AccessPolicy, type Admission, type HandshakeRefusal } from '../access.js';
 import { BrokerStats } from '../stats.js';
 import type { ConnectHook } from './connect-hook.js';
-import { AuthCode, TokenPermissions, refusal } from './identity.js';
-import { JwtVerifier, looksLikeJwt } from './jwt.js';
+import { AuthCode, TokenPermissions, looksLikeJwt, refusal } from './identity.js';
+// A type only: jose is loaded when access.jwt is configured (wiring.ts), not by every broker.
+import type { JwtVerifier } from './jwt.js';
 
 export class IdentityAccessPolicy implements AccessPolicy {
   constructor(

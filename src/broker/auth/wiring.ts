@@ -11,7 +11,7 @@ import type { AccessPolicy, ConfigAccessPolicy } from '../access.js';
 import type { BrokerStats } from '../stats.js';
 import { ConnectHook, type FetchLike } from './connect-hook.js';
 import { completeRules } from './identity.js';
-import { JwtVerifier, type JwtOptions } from './jwt.js';
+import type { JwtOptions } from './jwt.js';
 import { IdentityAccessPolicy } from './policy.js';
 
 export interface IdentityWiring {
@@ -20,9 +20,18 @@ export interface IdentityWiring {
   fetch?: FetchLike;
 }
 
-/** `configured` alone when neither access.jwt nor access.connectHook is set; else the identity policy over it. */
-export function identityPolicyFrom(section: AccessSection, configured: ConfigAccessPolicy, stats: BrokerStats, wiring: IdentityWiring = {}): AccessPolicy {
-  const jwt = jwtConfigured(section.jwt) ? new JwtVerifier(jwtOptionsFrom(section.jwt, wiring.env ?? process.env)) : null;
+/**
+ * `configured` alone when neither access.jwt nor access.connectHook is set; else the identity policy over it.
+ * The JWT verifier (and jose with it) is imported only when access.jwt is configured: a broker without it
+ * keeps that code out of its heap, which every major GC walks (bench/results.md, "Heap at start").
+ */
+export async function identityPolicyFrom(section: AccessSection, configured: ConfigAccessPolicy, stats: BrokerStats, wiring: IdentityWiring = {}): Promise<AccessPolicy> {
+  let jwt = null;
+  if (jwtConfigured(section.jwt)) {
+    const options = jwtOptionsFrom(section.jwt, wiring.env ?? process.env);
+    const { JwtVerifier } = await import('./jwt.js');
+    jwt = new JwtVerifier(options);
+  }
   const hookSection = section.connectHook;
   const hook = hookSection.url.length > 0 ? new ConnectHook(hookSection, stats, wiring.fetch) : null;
   if (jwt === null && hook === null) return configured;
