@@ -4,10 +4,13 @@
  * (the broker's handshake rate limit) are retried after a random 200-600 ms. Every open connection pings
  * every `pingMs`, spread evenly over the period (a 50 ms tick pings its slice), until 'quiet'.
  * Messages from the orchestrator: 'go' (open), 'quiet' (stop pinging), 'stop' (close all and report).
+ * With `system: 'nats'` every session is a raw NATS connection to nats-server instead (nats-link.ts).
  */
 import { FLAG, PING, RawLink, connectFrame, frameMeta } from '../lib/raw-socketd.js';
+import { NatsLink } from './nats-link.js';
 
 export interface WorkerConfig {
+  system: 'socketd' | 'nats';
   host: string;
   tcpPort: number;
   wsPort: number;
@@ -22,7 +25,12 @@ export interface WorkerConfig {
 
 const config = JSON.parse(process.argv[2]!) as WorkerConfig;
 const TICK_MS = 50;
-const links: RawLink[] = [];
+/** What the pinging and the stop need of a session, whichever the system. */
+interface Pingable {
+  ping(): void;
+  close(): void;
+}
+const links: Pingable[] = [];
 let pongs = 0;
 let refused = 0;
 let failed = 0;
@@ -37,7 +45,8 @@ function send(message: object): void {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Opens one named session; resolves with its link, or null when refused or failed (the caller retries). */
-async function openOne(transport: 'tcp' | 'ws', name: string): Promise<RawLink | null> {
+async function openOne(transport: 'tcp' | 'ws', name: string): Promise<Pingable | null> {
+  if (config.system === 'nats') return openNats(name);
   const port = transport === 'tcp' ? config.tcpPort : config.wsPort;
   const link = new RawLink({ host: config.host, port, transport, localAddress: config.localAddress });
   try {
@@ -61,7 +70,7 @@ async function openOne(transport: 'tcp' | 'ws', name: string): Promise<RawLink |
         link.onClose = () => {
           if (!stopping) closedByServer['connection_closed'] = (closedByServer['connection_closed'] ?? 0) + 1;
         };
-        resolve(link);
+        resolve({ ping: () => link.send(PING), close: () => link.close() });
       } else if (flag === FLAG.Close && !settled) {
         settled = true;
         if (frameMeta(buf.subarray(start, end)).includes('handshake_rate_limited')) refused++;
@@ -79,6 +88,22 @@ async function openOne(transport: 'tcp' | 'ws', name: string): Promise<RawLink |
     };
     link.send(connectFrame(`sd:${transport}://${config.host}:${port}/`, name));
   });
+}
+
+async function openNats(name: string): Promise<Pingable | null> {
+  const link = new NatsLink(config.host, config.tcpPort, config.localAddress, name);
+  try {
+    await link.opened;
+  } catch {
+    failed++;
+    link.close();
+    return null;
+  }
+  link.onPong = () => pongs++;
+  link.onClose = () => {
+    if (!stopping) closedByServer['connection_closed'] = (closedByServer['connection_closed'] ?? 0) + 1;
+  };
+  return link;
 }
 
 async function openAll(): Promise<void> {
@@ -111,7 +136,7 @@ function startPinging(): void {
   let tick = 0;
   ticker = setInterval(() => {
     const slice = tick++ % slices;
-    for (let i = slice; i < links.length; i += slices) links[i]!.send(PING);
+    for (let i = slice; i < links.length; i += slices) links[i]!.ping();
   }, TICK_MS);
 }
 
