@@ -23,7 +23,7 @@ import type { BoundAddress, Listener } from './transport/connection.js';
 import { TcpListener, type TlsServerOptions } from './transport/tcp.js';
 import { UdpListener } from './transport/udp.js';
 import { connectOpener } from './protocol/session-start.js';
-import { WsListener } from './transport/ws.js';
+import { WsListener } from './transport/ws-listener.js';
 import type { ClusterBus } from './cluster/bus.js';
 import type { ClusterNode } from './cluster/node.js';
 import { clusterNodeFrom } from './cluster/wiring.js';

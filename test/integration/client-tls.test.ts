@@ -14,7 +14,7 @@ import { connect, SocketdError } from '../../src/client/index.js';
 import { DEFAULT_FRAME_LIMITS, Flag, FrameDecoder, MessageDecoder, encodeFrame, Frame, type FrameError } from '../../src/protocol/index.js';
 import type { Connection, ConnectionHandler, Listener } from '../../src/transport/connection.js';
 import { TcpListener } from '../../src/transport/tcp.js';
-import { WsListener } from '../../src/transport/ws.js';
+import { WsListener } from '../../src/transport/ws-listener.js';
 
 function makeCert(): { key: Buffer; cert: Buffer } | null {
   const dir = mkdtempSync(join(tmpdir(), 'sd-client-tls-'));

@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import type net from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Connection } from '../../src/transport/index.js';
-import { WsConnection, WsListener, maskCopy, unmaskInPlace, writeWsHeader, wsHeaderLength } from '../../src/transport/ws.js';
+import { WsConnection, maskCopy, unmaskInPlace, writeWsHeader, wsHeaderLength } from '../../src/transport/ws.js';
+import { WsListener } from '../../src/transport/ws-listener.js';
 import { RecordingHandler, delay, frame, waitFor } from '../support/transport-helpers.js';
 import { prng } from '../support/fixtures.js';
 
