@@ -28,6 +28,7 @@ import {
   type TcpFramingObserver,
   type TcpSocketSink,
 } from './tcp-framing.js';
+import { flushAtTickEnd, type TickFlushable } from './tick-flush.js';
 
 /** The connection a socket belongs to, for the shared listeners. */
 const kConnection = Symbol('socketd.tcpConnection');
@@ -86,7 +87,7 @@ export interface TcpConnectionOptions {
   onFraming?: TcpFramingObserver;
 }
 
-export class TcpConnection implements Connection {
+export class TcpConnection implements Connection, TickFlushable {
   readonly transport: 'tcp' | 'tcps';
   readonly framing: Framing = 'stream';
   readonly remoteAddress: string;
@@ -230,7 +231,7 @@ export class TcpConnection implements Connection {
   private queued(size: number): boolean {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(TcpConnection.flushLater, this);
+      flushAtTickEnd(this);
     }
     const buffered = this.bufferedBytes;
     if (buffered > this.highWaterMark && buffered > size) {
@@ -396,8 +397,9 @@ export class TcpConnection implements Connection {
     this[kConnection]!.handleClose();
   }
 
-  private static flushLater(connection: TcpConnection): void {
-    connection.flush();
+  /** The tick's flush (tick-flush.ts). */
+  flushTick(): void {
+    this.flush();
   }
 
   private static emitCloseLater(connection: TcpConnection): void {
@@ -449,7 +451,7 @@ export class TcpConnection implements Connection {
       this.endNow();
     } else if (this.pendingSlots > 0) {
       this.flushScheduled = true;
-      setImmediate(TcpConnection.flushLater, this);
+      flushAtTickEnd(this);
     }
     for (const chunk of detector.chunks) {
       if (framing === 'length_prefixed') this.handlePrefixedData(chunk);

@@ -13,6 +13,7 @@ import type net from 'node:net';
 import { WebSocket } from 'ws';
 import type { Connection, ConnectionHandler, Framing, TransportCloseCode } from './connection.js';
 import { DEFAULT_HIGH_WATER_MARK } from './tcp.js';
+import { flushAtTickEnd, type TickFlushable } from './tick-flush.js';
 import { BINARY_FIN, copyRange, maskCopyRange, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
 
 // The framing helpers live in ws-framing.ts; re-exported for the adapter's users and tests.
@@ -89,7 +90,7 @@ export interface WsConnectionOptions {
   highWaterMark?: number;
 }
 
-export class WsConnection implements Connection {
+export class WsConnection implements Connection, TickFlushable {
   readonly transport: 'ws' | 'wss';
   readonly framing: Framing = 'message';
   readonly remoteAddress: string;
@@ -238,7 +239,7 @@ export class WsConnection implements Connection {
         this.tickCorked = true;
         this.socket.cork();
       }
-      setImmediate(WsConnection.flushLater, this);
+      flushAtTickEnd(this);
     }
     // When ws reads by itself it may write a pong or close frame at any time: frames then go into the socket
     // at once (corked for the tick, as one writev), so nothing ws writes later can overtake them.
@@ -432,8 +433,9 @@ export class WsConnection implements Connection {
     this[kConnection]!.checkDrain();
   }
 
-  private static flushLater(connection: WsConnection): void {
-    connection.flush();
+  /** The tick's flush (tick-flush.ts). */
+  flushTick(): void {
+    this.flush();
   }
 
   private static emitCloseLater(connection: WsConnection): void {
