@@ -29,6 +29,7 @@ import {
   type TcpSocketSink,
 } from './tcp-framing.js';
 import { flushAtTickEnd, type TickFlushable } from './tick-flush.js';
+import { releasePending, takePending, type PendingSlots } from './pending-pool.js';
 
 /** The connection a socket belongs to, for the shared listeners. */
 const kConnection = Symbol('socketd.tcpConnection');
@@ -41,8 +42,6 @@ export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const LARGE_CHUNK = 16 * 1024;
 /** Up to this many pending bytes are copied into one buffer and written with one call; above, cork + writes. */
 const COALESCE_LIMIT = 64 * 1024;
-/** A pending array of up to this many slots (3 per entry) is kept for the next flush; a longer one is dropped. */
-const MAX_REUSED_SLOTS = 3 * 1024;
 
 /** How long end() waits for the peer to close before destroying (a peer may leave a half-open socket). */
 const END_LINGER_MS = 5_000;
@@ -63,19 +62,6 @@ export function classifySocketError(error: Error): TransportCloseCode {
   return code !== undefined && RESET_CODES.has(code) ? 'reset' : 'error';
 }
 
-/**
- * An empty pending array already in the elements kind it will hold (buffers and numbers). A fresh `[]` starts
- * as small integers and changes kind on its first buffer; optimized code built while earlier connections'
- * arrays had long changed was thrown away when a new connection's did ("wrong map" in append, seen with
- * --trace-deopt when the bench's second set of clients connected).
- */
-function newPending(): (Buffer | number)[] {
-  const pending: (Buffer | number)[] = [EMPTY, 0, 0];
-  pending.length = 0;
-  return pending;
-}
-
-const EMPTY = Buffer.alloc(0);
 
 export interface TcpConnectionOptions {
   transport: 'tcp' | 'tcps';
@@ -111,14 +97,13 @@ export class TcpConnection implements Connection, TickFlushable {
   private handler: ConnectionHandler | null = null;
   /**
    * What write()/writeRange() queued this tick, as ranges in triples: source, start, end. One array (not
-   * three) per connection, for memory per idle connection (bench S4). Adjacent ranges of one source are
-   * merged on the way in, so a run of forwarded frames is one entry.
+   * three), taken from the shared pool for the tick and given back by flush (pending-pool.ts): an idle
+   * connection holds none. Adjacent ranges of one source are merged on the way in, so a run of forwarded
+   * frames is one entry.
    */
-  private pending: (Buffer | number)[] = newPending();
-  /** Slots of `pending` in use (3 per entry). The array is reused from flush to flush (see flush). */
+  private pending: PendingSlots | null = null;
+  /** Slots of `pending` in use (3 per entry); the array may be longer (taken from the pool). */
   private pendingSlots = 0;
-  /** The other array of the pair `flush` swaps with `pending`; null until the first flush. */
-  private spare: (Buffer | number)[] | null = null;
   private pendingBytes = 0;
   private flushScheduled = false;
   private needDrain = false;
@@ -282,9 +267,9 @@ export class TcpConnection implements Connection, TickFlushable {
   }
 
   private dropPending(): void {
-    this.pending = newPending();
+    if (this.pending !== null) releasePending(this.pending, this.pendingSlots);
+    this.pending = null;
     this.pendingSlots = 0;
-    this.spare = null;
     this.pendingBytes = 0;
   }
 
@@ -293,13 +278,14 @@ export class TcpConnection implements Connection, TickFlushable {
     const pending = this.pending;
     const slots = this.pendingSlots;
     const count = slots / 3;
-    if (count === 0 || this.socket.destroyed) return;
+    if (pending === null || count === 0) return;
+    if (this.socket.destroyed) {
+      this.dropPending();
+      return;
+    }
     const bytes = this.pendingBytes;
-    // The arrays are swapped, not dropped: a new array per flush, grown again entry by entry, was the
-    // adapter's largest allocation per request (bench S3 allocation profile). Writes made while this one
-    // runs go to the other array.
-    this.pending = this.spare ?? newPending();
-    this.spare = null;
+    // Writes made while this one runs go to another array from the pool; this one goes back to it below.
+    this.pending = null;
     this.pendingSlots = 0;
     this.pendingBytes = 0;
     // While congested, each write reports its completion so the drain is noticed at the low-water mark.
@@ -333,11 +319,7 @@ export class TcpConnection implements Connection, TickFlushable {
       this.writeGroup(pending, groupStart, count, groupBytes, done);
       this.socket.uncork();
     }
-    // Its slots let go of the buffers (they may pin whole read chunks); a very long array is not kept.
-    if (slots <= MAX_REUSED_SLOTS && !this.isClosed) {
-      pending.fill(0, 0, slots);
-      this.spare = pending;
-    }
+    releasePending(pending, slots);
     // The socket may have taken everything synchronously without ever needing its own 'drain' (our mark can
     // be below the socket's 16 KiB one): report the drain here then.
     if (this.needDrain && !this.socket.writableNeedDrain) this.checkDrain();
@@ -347,13 +329,13 @@ export class TcpConnection implements Connection, TickFlushable {
   private appendRange(source: Buffer, start: number, end: number): void {
     const pending = this.pending;
     const n = this.pendingSlots;
-    if (n > 0 && pending[n - 3] === source && pending[n - 1] === start) pending[n - 1] = end;
+    if (pending !== null && n > 0 && pending[n - 3] === source && pending[n - 1] === start) pending[n - 1] = end;
     else if (end > start) this.append(source, start, end);
   }
 
   /** Appends one entry (source, start, end) at pendingSlots. */
   private append(source: Buffer, start: number, end: number): void {
-    const pending = this.pending;
+    const pending = (this.pending ??= takePending());
     const n = this.pendingSlots;
     pending[n] = source;
     pending[n + 1] = start;
@@ -362,7 +344,7 @@ export class TcpConnection implements Connection, TickFlushable {
   }
 
   /** Writes pending entries [from, to) as one buffer (a copy unless it is a single entry). */
-  private writeGroup(pending: (Buffer | number)[], from: number, to: number, bytes: number, done: (() => void) | undefined): void {
+  private writeGroup(pending: PendingSlots, from: number, to: number, bytes: number, done: (() => void) | undefined): void {
     if (to - from === 1) this.socket.write(view(pending, from), done);
     else if (to > from) this.socket.write(gather(pending, from, to, bytes), done);
   }
@@ -498,7 +480,7 @@ export class TcpConnection implements Connection, TickFlushable {
 }
 
 /** Pending entry `i` (source, start, end) without a copy: the source itself when the range is all of it. */
-function view(pending: (Buffer | number)[], i: number): Buffer {
+function view(pending: PendingSlots, i: number): Buffer {
   const source = pending[3 * i] as Buffer;
   const start = pending[3 * i + 1] as number;
   const end = pending[3 * i + 2] as number;
@@ -513,7 +495,7 @@ function view(pending: (Buffer | number)[], i: number): Buffer {
 const BYTEWISE_COPY_MAX = 48;
 
 /** Copies pending entries [from, to) into one new buffer of `bytes` bytes. */
-function gather(pending: (Buffer | number)[], from: number, to: number, bytes: number): Buffer {
+function gather(pending: PendingSlots, from: number, to: number, bytes: number): Buffer {
   const out = Buffer.allocUnsafe(bytes);
   let at = 0;
   for (let i = from; i < to; i++) {

@@ -14,6 +14,8 @@ import { WebSocket } from 'ws';
 import type { Connection, ConnectionHandler, Framing, TransportCloseCode } from './connection.js';
 import { DEFAULT_HIGH_WATER_MARK } from './tcp.js';
 import { flushAtTickEnd, type TickFlushable } from './tick-flush.js';
+import { releasePending, takePending, type PendingSlots } from './pending-pool.js';
+import { receiverAtBoundary, type ReceiverInternals, type WsInternals } from './ws-internals.js';
 import { BINARY_FIN, copyRange, maskCopyRange, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
 
 // The framing helpers live in ws-framing.ts; re-exported for the adapter's users and tests.
@@ -44,33 +46,6 @@ type Tagged<T> = T & { [kConnection]?: WsConnection };
 
 /** Node's Buffer constructor for views (what Buffer#subarray makes), without the species lookup. */
 const FastBuffer = (Buffer as unknown as { [Symbol.species]: new (buffer: ArrayBufferLike, byteOffset: number, length: number) => Buffer })[Symbol.species];
-
-/**
- * The parts of ws 8's WebSocket and Receiver the inbound fast path relies on. When they are not there (another
- * ws version), WsConnection leaves reading to ws entirely.
- */
-interface WsInternals {
-  _isServer: boolean;
-  _closeFrameReceived: boolean;
-  _receiver?: ReceiverInternals;
-}
-
-interface ReceiverInternals {
-  write(chunk: Buffer): boolean;
-  /** 0 (GET_INFO): between frames. */
-  _state: number;
-  /** Bytes it holds of an unfinished frame. */
-  _bufferedBytes: number;
-  /** Non-zero inside a fragmented message. */
-  _fragmented: number;
-  /** Largest message, 0 for no limit. */
-  _maxPayload: number;
-  _writableState: { errored: Error | null };
-}
-
-function receiverAtBoundary(receiver: ReceiverInternals): boolean {
-  return receiver._state === 0 && receiver._bufferedBytes === 0 && receiver._fragmented === 0;
-}
 
 /** Cuts `reason` to at most 123 UTF-8 bytes on a character boundary (ws refuses longer ones, peers invalid UTF-8). */
 export function truncateCloseReason(reason: string): string {
@@ -112,8 +87,11 @@ export class WsConnection implements Connection, TickFlushable {
    * Frames written this tick, six slots each: head, headStart, headEnd, body (null for none), bodyStart,
    * bodyEnd; framed and written in flush(), in as few socket writes as possible, instead of one ws.send (two
    * socket writes, a copy) per frame. Ranges, not views: a forwarded frame (writeRange) costs no Buffer.
+   * The array is taken from the shared pool for the tick and given back by the flush (pending-pool.ts).
    */
-  private pending: (Buffer | number | null)[] | null = null;
+  private pending: PendingSlots | null = null;
+  /** Slots of `pending` in use (6 per frame); the array may be longer (taken from the pool). */
+  private pendingSlots = 0;
   /** Wire bytes of the pending frames, WebSocket headers included. */
   private pendingBytes = 0;
   /** The part of pendingBytes flush() copies (all but large unmasked bodies): sizes its buffers. */
@@ -230,7 +208,15 @@ export class WsConnection implements Connection, TickFlushable {
     const bodyLength = body === null ? 0 : bodyEnd - bodyStart;
     const length = headEnd - headStart + bodyLength;
     const wireBytes = length + wsHeaderLength(length, this.masked);
-    (this.pending ??= []).push(head, headStart, headEnd, body, bodyStart, bodyEnd);
+    const pending = (this.pending ??= takePending());
+    const n = this.pendingSlots;
+    pending[n] = head;
+    pending[n + 1] = headStart;
+    pending[n + 2] = headEnd;
+    pending[n + 3] = body;
+    pending[n + 4] = bodyStart;
+    pending[n + 5] = bodyEnd;
+    this.pendingSlots = n + 6;
     this.pendingBytes += wireBytes;
     this.pendingCopyBytes += !this.masked && bodyLength >= LARGE_BODY ? wireBytes - bodyLength : wireBytes;
     if (!this.flushScheduled) {
@@ -328,13 +314,17 @@ export class WsConnection implements Connection, TickFlushable {
   private writePending(): void {
     const pending = this.pending;
     if (pending === null) return;
-    const count = pending.length;
+    const count = this.pendingSlots;
     let remaining = this.pendingCopyBytes;
     this.pending = null;
+    this.pendingSlots = 0;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
     // Ended (peer FIN) or destroyed: nothing can be written any more.
-    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (this.socket.destroyed || this.socket.writableEnded) {
+      releasePending(pending, count);
+      return;
+    }
     const masked = this.masked;
     const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
     let out: Buffer | null = null;
@@ -388,12 +378,16 @@ export class WsConnection implements Connection, TickFlushable {
         }
       }
     }
-    if (out !== null && offset > outStart) this.socket.write(out.subarray(outStart, offset), done);
+    // Most ticks fill one buffer exactly (a Pong, one forwarded frame): written as it is, without a view.
+    if (out !== null && offset > outStart) this.socket.write(outStart === 0 && offset === out.length ? out : out.subarray(outStart, offset), done);
     if (corked) this.socket.uncork();
+    releasePending(pending, count);
   }
 
   private dropPending(): void {
+    if (this.pending !== null) releasePending(this.pending, this.pendingSlots);
     this.pending = null;
+    this.pendingSlots = 0;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
   }
