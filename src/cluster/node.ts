@@ -15,7 +15,7 @@ import type { NameGroup } from '../broker/session-registry.js';
 import { SessionState, type Session } from '../broker/session.js';
 import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
-import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, PRESENCE_CAPABILITY, type RemoteEntry } from './interest.js';
+import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, splitNamespacedKey, watchKey, weightedTurn, PRESENCE_CAPABILITY, type RemoteEntry } from './interest.js';
 import type { PresenceEntry } from '../broker/event-router.js';
 import { ClusterPresence } from './cluster-presence.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
@@ -35,6 +35,8 @@ export interface ClusterNodeOptions {
   matchCacheSize: number;
   /** How long a `$presence` list waits for the other nodes' members; past it, it answers what arrived. */
   presenceTimeoutMs: number;
+  /** Remote (session, event) memberships remembered, so that a dropped node's members are told leaving. */
+  presenceMembersMax: number;
 }
 
 export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze({
@@ -42,6 +44,7 @@ export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze(
   peerStreams: 1_000_000,
   matchCacheSize: 4096,
   presenceTimeoutMs: 1000,
+  presenceMembersMax: 100_000,
 });
 
 /** A peer node: its session and connection here, its counters and the routing scratch of the current frame. */
@@ -97,6 +100,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private readonly startedAt = Date.now();
   /** Presence across nodes: notices out, `$presence` lists scattered and gathered. */
   private readonly presence: ClusterPresence;
+  /** stop() began: dropping the links tells no local watcher of leaves (they are gone or going too). */
+  private stopping = false;
 
   constructor(
     readonly bus: ClusterBus,
@@ -118,7 +123,9 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
         return link !== undefined && link.session === session ? link : undefined;
       },
       maxFrame: () => this.broker!.settings.limits.maxFrame,
-    }, stats, logger, options.presenceTimeoutMs, options.peerStreams);
+      rooms: (ns) => this.broker!.namespaces?.eventsOf(ns),
+      watching: (ns, event) => this.local.counts.has(namespacedKey(ns, watchKey(event))),
+    }, stats, logger, options.presenceTimeoutMs, options.peerStreams, options.presenceMembersMax);
   }
 
   get nodeId(): string {
@@ -136,6 +143,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.presence.close();
     await this.bus.stop();
     for (const link of [...this.links.values()]) this.dropLink(link, 'node stopped');
@@ -346,7 +354,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       pickPeer: (sender, event, localCandidates, targets) => this.pickPeer(sender, event, localCandidates, targets),
       subscriptionChanged: (pattern, group, delta) => this.local.change(namespacedKey(ns, eventKey(pattern, group)), delta),
       fromPeer: isPeer,
-      watchersChanged: (event, delta) => this.local.change(namespacedKey(ns, watchKey(event)), delta),
+      watchersChanged: (event, delta) => this.watchersIn(ns, event, delta),
+      peerNotice: (sender, frame) => this.presence.noticeFrom(sender, frame),
       presenceNotice: (subject, event, notice) => this.presenceNotice(subject, event, notice),
       presenceQuery: (sender, event, done) => this.presenceQuery(sender, event, done),
       presenceControl: (sender, frame, local) => this.presenceControl(sender, frame, local),
@@ -360,7 +369,23 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   watchersChanged(event: string, delta: number): void {
-    this.local.change(watchKey(event), delta);
+    this.watchersIn('', event, delta);
+  }
+
+  /** Local watchers of `event` in `ns` changed: announced; with none left, its remote members are forgotten. */
+  private watchersIn(ns: string, event: string, delta: number): void {
+    const key = namespacedKey(ns, watchKey(event));
+    this.local.change(key, delta);
+    if (delta < 0 && !this.local.counts.has(key)) this.presence.unwatched(ns, event);
+  }
+
+  peerNotice(sender: Session, frame: Frame): void {
+    this.presence.noticeFrom(sender, frame);
+  }
+
+  /** Remote (session, event) memberships remembered now (the gauge socketd_cluster_presence_members). */
+  get presenceMembers(): number {
+    return this.presence.members.size;
   }
 
   presenceNotice(subject: Session, event: string, notice: () => Buffer): void {
@@ -561,7 +586,20 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     const link = this.ensureLink(node, incarnation);
     if (link === null) return;
     if (full) this.interest.clear(link);
-    for (const [key, count] of entries) this.interest.apply(link, key, count);
+    for (const [key, count] of entries) {
+      const split = splitNamespacedKey(key);
+      const inner = split === null ? key : split[1];
+      if (!inner.startsWith('p\u0000')) {
+        this.interest.apply(link, key, count);
+        continue;
+      }
+      // The node starts watching an event (none of its sessions did): it gets this node's members of it.
+      const ns = split === null ? '' : split[0];
+      const event = inner.slice(2);
+      const before = this.interest.of(ns)?.watchers.get(event)?.get(link) ?? 0;
+      this.interest.apply(link, key, count);
+      if (before === 0 && count > 0) this.presence.sync(link, ns, event);
+    }
   }
 
   frames(node: string, incarnation: string, batch: Buffer, offset: number): void {
@@ -672,8 +710,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private dropLink(link: PeerLink, reason: string, keepInterest = false): void {
     if (this.links.get(link.node) !== link) return;
     this.links.delete(link.node);
-    // `$presence` lists waiting on it answer without its members.
-    this.presence.gone(link);
+    // `$presence` lists waiting on it answer without its members; the watchers here hear its members leave.
+    this.presence.gone(link, !this.stopping);
     if (keepInterest) this.orphans.push(link);
     else this.interest.clear(link);
     this.stats.peersUp = this.links.size;
