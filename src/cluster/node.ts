@@ -372,11 +372,9 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.watchersIn('', event, delta);
   }
 
-  /** Local watchers of `event` in `ns` changed: announced; with none left, its remote members are forgotten. */
+  /** Local watchers of `event` in `ns` changed: counted into the interest (see scheduleAnnounce). */
   private watchersIn(ns: string, event: string, delta: number): void {
-    const key = namespacedKey(ns, watchKey(event));
-    this.local.change(key, delta);
-    if (delta < 0 && !this.local.counts.has(key)) this.presence.unwatched(ns, event);
+    this.local.change(namespacedKey(ns, watchKey(event)), delta);
   }
 
   peerNotice(sender: Session, frame: Frame): void {
@@ -501,7 +499,18 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.announcePending = true;
     setImmediate(() => {
       this.announcePending = false;
-      if (this.local.pending > 0) this.bus.announce(this.local.takeChanges());
+      if (this.local.pending === 0) return;
+      const changes = this.local.takeChanges();
+      // An event no local session watches any more, as announced: the other nodes stop sending its notices, so
+      // what is kept of their members of it goes. Not earlier: watched again within the tick, the other nodes
+      // see no change (and send no new snapshot), so what is kept must stay.
+      for (const [key, count] of changes) {
+        if (count !== 0) continue;
+        const split = splitNamespacedKey(key);
+        const inner = split === null ? key : split[1];
+        if (inner.startsWith('p\u0000')) this.presence.unwatched(split === null ? '' : split[0], inner.slice(2));
+      }
+      this.bus.announce(changes);
     });
   }
 
