@@ -13,7 +13,7 @@ import type { Frame } from '../protocol/frame.js';
 import type { PresenceEntry } from '../broker/event-router.js';
 import type { Session } from '../broker/session.js';
 import type { NamespacedInterest } from './interest.js';
-import type { PeerLink } from './node.js';
+import type { PeerLink } from './peer-routing.js';
 import { PresenceQueries } from './presence.js';
 import { RemoteMembers, roomKey, splitRoomKey, type RemoteMember } from './remote-members.js';
 import { ClusterStats } from './stats.js';
