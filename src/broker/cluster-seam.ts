@@ -59,9 +59,10 @@ export interface ClusterRouting {
   /**
    * A `$presence.join` / `$presence.leave` notice from the peer node `sender`, of an event watched here, before
    * it goes to the watchers: the cluster remembers that node's members, so that the watchers here hear them
-   * leave when the node is dropped without a word (docs/cluster.md, "Presence").
+   * leave when the node is dropped without a word (docs/cluster.md, "Presence"). False: not delivered (the
+   * watchers were already told this session left, when its node was dropped).
    */
-  peerNotice(sender: Session, frame: Frame): void;
+  peerNotice(sender: Session, frame: Frame): boolean;
 
   /**
    * A `$presence` list: asks the nodes that hold exact subscriptions to `event` (in the sender's namespace)

@@ -264,7 +264,7 @@ export class EventRouter implements EventRouting, SessionObserver {
         const event = frame.meta('event') ?? '';
         if (!this.watchers.has(event)) return;
         // The cluster remembers the peer's members, so that its watchers hear them leave if it is dropped.
-        this.cluster!.peerNotice(sender, frame);
+        if (!this.cluster!.peerNotice(sender, frame)) return;
         this.deliverNotice(event, frame.parts === null ? frame.source.subarray(frame.start, frame.start + frame.size) : Buffer.concat(frame.parts, frame.size));
         return;
       }

@@ -55,8 +55,11 @@ export class ClusterPresence {
    * back (link healed, or restarted), its first snapshot of such a room is told as joins. At most GONE_NODES.
    */
   private readonly goneRooms = new Map<string, Set<string>>();
-  /** Rooms whose snapshot from a link is being told as joins (between its first and its last frame). */
-  private readonly healing = new Map<PeerLink, Set<string>>();
+  /**
+   * Rooms whose snapshot from a link is being told as joins (between its first and its last frame), with the
+   * ids already told joining by that link's notices since it came back (not told twice).
+   */
+  private readonly healing = new Map<PeerLink, Map<string, ReadonlySet<string>>>();
   private readonly noticePrefix = randomBytes(4).toString('hex');
   private noticeCount = 0;
   private syncCount = 0;
@@ -146,14 +149,21 @@ export class ClusterPresence {
     flush(true);
   }
 
-  /** ClusterRouting.peerNotice: a peer's join/leave notice of an event watched here, remembered. */
-  noticeFrom(sender: Session, frame: Frame): void {
+  /**
+   * ClusterRouting.peerNotice: a peer's join/leave notice of an event watched here, remembered. False for the
+   * leave of a session this node already told leaving when the peer was dropped (the peer came back, its
+   * snapshot is not in yet): not told twice.
+   */
+  noticeFrom(sender: Session, frame: Frame): boolean {
     const link = this.host.linkOf(sender);
     const id = frame.meta('id');
-    if (link === undefined || id === undefined) return;
+    if (link === undefined || id === undefined) return true;
     const room = roomKey(sender.namespace?.name ?? '', frame.meta('event') ?? '');
-    if (frame.event === '$presence.leave') this.members.left(link, room, id);
-    else this.remember(link, room, id, frame.meta('name') ?? '');
+    if (frame.event !== '$presence.leave') {
+      this.remember(link, room, id, frame.meta('name') ?? '');
+      return true;
+    }
+    return this.members.left(link, room, id) || this.goneRooms.get(link.node)?.has(room) !== true;
   }
 
   private remember(link: PeerLink, room: string, id: string, name: string): boolean {
@@ -175,18 +185,19 @@ export class ClusterPresence {
     const watched = this.host.watching(ns, event);
     let healing = this.healing.get(link);
     if (frame.meta('reset') !== undefined) {
-      this.members.reset(link, room);
       healing?.delete(room);
-      // A node whose members were told leaving is back: those still there are told joining.
+      // A node whose members were told leaving is back: those still there are told joining (but those its
+      // notices told joining since it came back).
       const gone = this.goneRooms.get(link.node);
       if (watched && gone !== undefined && gone.delete(room)) {
         if (gone.size === 0) this.goneRooms.delete(link.node);
         if (healing === undefined) {
-          healing = new Set();
+          healing = new Map();
           this.healing.set(link, healing);
         }
-        healing.add(room);
+        healing.set(room, this.members.ids(link, room));
       }
+      this.members.reset(link, room);
     }
     if (watched) {
       let entries: unknown = [];
@@ -195,12 +206,12 @@ export class ClusterPresence {
       } catch {
         this.logger.warn({ event: 'cluster_bad_presence', node: link.node }, 'undecodable presence snapshot from a peer node');
       }
-      const tellJoins = healing?.has(room) === true;
-      const target = tellJoins ? this.host.rooms(ns) : undefined;
+      const told = healing?.get(room);
+      const target = told !== undefined ? this.host.rooms(ns) : undefined;
       if (Array.isArray(entries)) {
         for (const e of entries) {
           if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue;
-          if (this.remember(link, room, e[0], e[1]) && target !== undefined) {
+          if (this.remember(link, room, e[0], e[1]) && target !== undefined && !told!.has(e[0])) {
             target.deliverNotice(event, this.localNotice('$presence.join', event, { id: e[0], name: e[1] }));
             ClusterStats.inc(this.stats.presenceNotices, 'returned_node_join');
           }

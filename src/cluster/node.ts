@@ -199,8 +199,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.local.change(namespacedKey(ns, watchKey(event)), delta);
   }
 
-  peerNotice(sender: Session, frame: Frame): void {
-    this.presence.noticeFrom(sender, frame);
+  peerNotice(sender: Session, frame: Frame): boolean {
+    return this.presence.noticeFrom(sender, frame);
   }
 
   /** Remote (session, event) memberships remembered now (the gauge socketd_cluster_presence_members). */

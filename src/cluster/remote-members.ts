@@ -68,13 +68,19 @@ export class RemoteMembers<L> {
     return true;
   }
 
-  /** `link`'s session `id` left `room` (a leave notice): it is not heard leaving again. */
-  left(link: L, room: string, id: string): void {
+  /** `link`'s session `id` left `room` (a leave notice): false when it was not kept. */
+  left(link: L, room: string, id: string): boolean {
     const rooms = this.byLink.get(link);
     const members = rooms?.get(room);
-    if (members === undefined || !members.delete(id)) return;
+    if (members === undefined || !members.delete(id)) return false;
     this.count--;
     if (members.size === 0) this.dropRoom(link, rooms!, room);
+    return true;
+  }
+
+  /** The ids of `link`'s sessions kept as members of `room`. */
+  ids(link: L, room: string): Set<string> {
+    return new Set(this.byLink.get(link)?.get(room)?.keys());
   }
 
   /** Forgets what `link` held in `room` (a fresh snapshot of it follows). */

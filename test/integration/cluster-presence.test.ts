@@ -227,6 +227,41 @@ describe('cluster presence over the in-process bus', () => {
     }
   });
 
+  it('tells nothing twice when a node dropped on one side only sends notices before its snapshot', async () => {
+    const d = await startCluster(['u', 'v']);
+    try {
+      const [u, v] = d.nodes.map((n) => n.cluster!);
+      const watcher = await client(d, 0, { name: 'wu' });
+      await subscribe(watcher, 'room.half', { presence: true });
+      const stays = await client(d, 1, { name: 'stays' });
+      const goes = await client(d, 1, { name: 'goes' });
+      await subscribe(stays, 'room.half');
+      await subscribe(goes, 'room.half');
+      await eventually(() => notices(watcher).includes('join:room.half:goes'), WAIT_MS, 'u hears v\'s joins');
+      // u drops v (as after a node timeout seen by u only); v still has u's watcher and keeps sending notices.
+      u.peerDown('v', 'node timeout');
+      await eventually(() => notices(watcher).includes('leave:room.half:goes') && notices(watcher).includes('leave:room.half:stays'),
+        WAIT_MS, 'v\'s members told leaving');
+      const comes = await client(d, 1, { name: 'comes' });
+      await subscribe(comes, 'room.half'); // a join notice from v: told, and remembered
+      await eventually(() => notices(watcher).includes('join:room.half:comes'), WAIT_MS, 'a new member of v told joining');
+      await unsubscribe(goes, 'room.half'); // its leave was told when v was dropped: not again
+      await sleep(100);
+      // v re-reads u's interest (as after u's hello): its snapshot tells who is still there, once each.
+      v.peerInterest('u', d.hub.get('u')!.incarnation, [...u.localInterest()], true);
+      await eventually(() => notices(watcher).filter((n) => n === 'join:room.half:stays').length === 2, WAIT_MS, 'stays told joining again');
+      await sleep(100);
+      // In order: the joins, the leaves at the drop (as remembered), comes by notice, stays by the snapshot.
+      assert.deepEqual(notices(watcher).filter((n) => n.includes(':room.half:')), [
+        'join:room.half:stays', 'join:room.half:goes', 'leave:room.half:stays', 'leave:room.half:goes',
+        'join:room.half:comes', 'join:room.half:stays',
+      ]);
+      assert.equal(u.presenceMembers, 2, 'u remembers v\'s stays and comes');
+    } finally {
+      await stopCluster(d);
+    }
+  });
+
   it('tells no second leave of the members of a node that stops cleanly, and forgets an event nobody watches', async () => {
     const d = await startCluster(['s', 't']);
     try {
