@@ -168,6 +168,7 @@ export class ClusterPresence {
 
   private remember(link: PeerLink, room: string, id: string, name: string): boolean {
     if (this.members.joined(link, room, id, name)) return true;
+    if (this.members.limit === 0) return false; // switched off: nothing to count
     if (this.stats.presenceMembersRefused++ === 0) {
       this.logger.warn({ event: 'cluster_presence_members_limit', limit: this.members.limit },
         'cluster.presenceMembersMax reached: further members of other nodes are not remembered (no leave told if their node is dropped)');
