@@ -2,8 +2,10 @@
  * Routing of frames to peer nodes (docs/cluster.md, "Routing across nodes"): the answers to the router's
  * questions (src/broker/cluster-seam.ts) about `@` names, events, queue groups and single picks, read from
  * every peer node's announced interest. It owns the per-frame scratch (which links a frame already targets,
- * the groups and envelope fields given to each) and the weighted round-robin cursors. It never sends: a peer
- * node is a target session, and its connection (src/cluster/peer.ts) batches what the router writes to it.
+ * the groups and envelope fields given to each) and the weighted round-robin cursors. It writes nothing to a
+ * peer node itself: a peer node is a target session, and its connection (src/cluster/peer.ts) batches what
+ * the router writes to it. (Its one write is the Alarm to a sender whose Message cannot cross, spec §6.)
+ * PeerLink, the peer node as routing sees it, lives here too.
  */
 import { AlarmCode } from '../protocol/codes.js';
 import { Flag } from '../protocol/flags.js';
