@@ -27,6 +27,8 @@ export interface PresenceHost {
   linkOf(session: Session): PeerLink | undefined;
   /** Largest frame a node accepts (limits.maxFrame): a peer's list above it is left out. */
   maxFrame(): number;
+  /** Largest data a frame may carry (limits.maxData): each frame of a snapshot stays below it. */
+  maxData(): number;
   /** The presence rooms of namespace `ns` ('' : the default one) on this node; undefined when not in use. */
   rooms(ns: string): PresenceRooms | undefined;
   /** Whether a local session watches the exact `event` of namespace `ns` (`presence=1`). */
@@ -43,8 +45,8 @@ export interface PresenceRooms {
 
 /** Nodes whose members' leaves were told here and that may come back (then their members are told joining). */
 const GONE_NODES = 256;
-/** Room of a `$presence.sync` snapshot's frames: below limits.maxFrame by this margin (head, sid, meta). */
-const SYNC_MARGIN = 1024;
+/** Bytes of a `$presence.sync` frame besides its data and its event name in meta: head, sid, event, flags. */
+const SYNC_OVERHEAD = 64;
 
 export class ClusterPresence {
   private readonly queries: PresenceQueries<PeerLink>;
@@ -127,7 +129,8 @@ export class ClusterPresence {
     if (!this.host.linkUp()) return;
     const entries = this.host.rooms(ns)?.presence(event) ?? [];
     const room = `event=${event}`;
-    const budget = Math.max(SYNC_MARGIN, this.host.maxFrame() - SYNC_MARGIN);
+    // Every frame within the limits every node shares (docs/cluster.md, "Known limits"): nodes refuse more.
+    const budget = Math.min(this.host.maxData(), this.host.maxFrame() - SYNC_OVERHEAD - Buffer.byteLength(event));
     let part: string[] = [];
     let bytes = 2;
     let first = true;
@@ -142,6 +145,7 @@ export class ClusterPresence {
     for (const e of entries) {
       const item = JSON.stringify([e.id, e.name]);
       const size = Buffer.byteLength(item) + 1;
+      if (size + 2 > budget) continue; // alone above the limits (a tiny limits.maxFrame): left out
       if (bytes + size > budget && part.length > 0) flush(false);
       part.push(item);
       bytes += size;

@@ -99,6 +99,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
         return link !== undefined && link.session === session ? link : undefined;
       },
       maxFrame: () => this.broker!.settings.limits.maxFrame,
+      maxData: () => this.broker!.settings.limits.maxData,
       rooms: (ns) => this.broker!.namespaces?.eventsOf(ns),
       watching: (ns, event) => this.local.counts.has(namespacedKey(ns, watchKey(event))),
     }, stats, logger, options.presenceTimeoutMs, options.peerStreams, options.presenceMembersMax);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Flag, type Frame } from '../../src/protocol/index.js';
 import { MemoryHub } from '../../src/cluster/memory-bus.js';
 import type { RunningServer } from '../../src/server.js';
-import { eventually, startTestBroker } from '../support/broker.js';
+import { eventually, startTestBroker, type TestBrokerConfig } from '../support/broker.js';
 import { closeAll, connect, metaOf, sleep } from '../support/integration.js';
 import type { RawClient, RawConnectOptions } from '../support/raw-client.js';
 import { WAIT_MS, presenceOf, subscribe, unsubscribe } from '../support/events.js';
@@ -24,12 +24,12 @@ interface Cluster {
   clients: RawClient[];
 }
 
-async function startCluster(names: string[], presenceMembersMax?: number): Promise<Cluster> {
+async function startCluster(names: string[], overrides: TestBrokerConfig = {}): Promise<Cluster> {
   const hub = new MemoryHub();
   const nodes: RunningServer[] = [];
-  const cluster = presenceMembersMax === undefined ? { presenceTimeoutMs: PRESENCE_TIMEOUT_MS } : { presenceTimeoutMs: PRESENCE_TIMEOUT_MS, presenceMembersMax };
+  const config = { ...overrides, cluster: { presenceTimeoutMs: PRESENCE_TIMEOUT_MS, ...overrides.cluster } };
   for (const name of names) {
-    nodes.push(await startTestBroker({ cluster }, { clusterBus: hub.bus(name) }));
+    nodes.push(await startTestBroker(config, { clusterBus: hub.bus(name) }));
   }
   await eventually(() => nodes.every((n) => n.cluster!.peerCount === names.length - 1), WAIT_MS, 'every node sees the others');
   return { hub, nodes, clients: [] };
@@ -291,7 +291,7 @@ describe('cluster presence over the in-process bus', () => {
   });
 
   it('remembers at most cluster.presenceMembersMax members of other nodes, and counts the others', async () => {
-    const d = await startCluster(['k', 'l'], 1);
+    const d = await startCluster(['k', 'l'], { cluster: { presenceMembersMax: 1 } });
     try {
       const watcher = await client(d, 0, { name: 'wk' });
       await subscribe(watcher, 'room.cap', { presence: true });
@@ -308,6 +308,28 @@ describe('cluster presence over the in-process bus', () => {
       await eventually(() => notices(watcher).includes('leave:room.cap:m1'), WAIT_MS, 'the remembered one is told leaving');
       await sleep(100);
       assert.ok(!notices(watcher).includes('leave:room.cap:m2'), 'the one past the cap is not');
+    } finally {
+      await stopCluster(d);
+    }
+  });
+
+  it('sends a snapshot larger than limits.maxData in several frames, every member in one of them', async () => {
+    const d = await startCluster(['g', 'h'], { limits: { maxData: 256 } });
+    try {
+      const members: RawClient[] = [];
+      for (let i = 0; i < 12; i++) {
+        const m = await client(d, 1, { name: `member-${String(i).padStart(2, '0')}` });
+        await subscribe(m, 'room.big');
+        members.push(m);
+      }
+      await settled(d);
+      const watcher = await client(d, 0, { name: 'wg' });
+      await subscribe(watcher, 'room.big', { presence: true });
+      await eventually(() => d.nodes[0].cluster!.presenceMembers === 12, WAIT_MS, 'g knows h\'s 12 members from its snapshot');
+      d.hub.kill('h');
+      await eventually(() => notices(watcher).filter((n) => n.startsWith('leave:room.big:')).length === 12, WAIT_MS, 'each told leaving');
+      assert.deepEqual(notices(watcher).map((n) => n.slice('leave:room.big:'.length)).sort(),
+        Array.from({ length: 12 }, (_, i) => `member-${String(i).padStart(2, '0')}`));
     } finally {
       await stopCluster(d);
     }
