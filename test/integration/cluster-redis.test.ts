@@ -251,6 +251,17 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
     autoReply(remoteSvc, (f) => f.flag === Flag.Request, (f) => `ok:${f.data.toString()}`);
     await subscribe(localSub, 'ticks.*');
     await subscribe(remoteSub, 'ticks.*');
+    // Presence across the outage (docs/cluster.md, "Presence"): b's member is told leaving when a drops b, and
+    // joining again when b is back.
+    const watcher = await open(a);
+    const aOnB = (await nodes(b)).find((n) => n.node === 'a')!.subscriptions;
+    await subscribe(watcher, 'room.o', { presence: true });
+    // b sees a's watcher (announced in the same delta as its subscription) before its member joins.
+    await sees(b, { a: { subscriptions: aOnB + 1 } });
+    await subscribe(remoteSub, 'room.o');
+    const heard = (): string[] => watcher.frames.filter((f) => f.flag === Flag.Message && f.event.startsWith('$presence.'))
+      .map((f) => `${f.event}:${metaOf(f.metaString, 'id')}`);
+    await eventually(() => heard().length === 1, WAIT_MS, 'a hears b\'s member join');
     await sees(a, { b: { subscriptions: 1, named: 1 } });
     let sent = 0;
     const requests: string[] = [];
@@ -298,5 +309,8 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
     }
     assert.ok(answered >= 20, `requests before and after the outage answered (${answered} answered, ${alarmed} alarmed)`);
     assert.ok(alarmed >= 1, 'requests during the outage alarmed');
+    await eventually(() => heard().length === 3, WAIT_MS, 'the member told leaving, then joining again');
+    const id = heard()[0].split(':')[1];
+    assert.deepEqual(heard(), [`$presence.join:${id}`, `$presence.leave:${id}`, `$presence.join:${id}`]);
   });
 });
