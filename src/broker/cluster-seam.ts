@@ -57,6 +57,14 @@ export interface ClusterRouting {
   presenceNotice(subject: Session, event: string, notice: () => Buffer): void;
 
   /**
+   * A `$presence.join` / `$presence.leave` notice from the peer node `sender`, of an event watched here, before
+   * it goes to the watchers: the cluster remembers that node's members, so that the watchers here hear them
+   * leave when the node is dropped without a word (docs/cluster.md, "Presence"). False: not delivered (the
+   * watchers were already told this session left, when its node was dropped).
+   */
+  peerNotice(sender: Session, frame: Frame): boolean;
+
+  /**
    * A `$presence` list: asks the nodes that hold exact subscriptions to `event` (in the sender's namespace)
    * for their members, and calls `done` with their entries once every one answered or the wait ran out.
    * False (and `done` never called) when no other node holds any: the local list is the whole answer.

@@ -261,15 +261,26 @@ export class EventRouter implements EventRouting, SessionObserver {
     switch (frame.event) {
       case '$presence.join':
       case '$presence.leave': {
-        const set = this.watchers.get(frame.meta('event') ?? '');
-        if (set === undefined) return;
-        const bytes = frame.parts === null ? frame.source.subarray(frame.start, frame.start + frame.size) : Buffer.concat(frame.parts, frame.size);
-        for (const watcher of set) watcher.sendControl(bytes);
+        const event = frame.meta('event') ?? '';
+        if (!this.watchers.has(event)) return;
+        // The cluster remembers the peer's members, so that its watchers hear them leave if it is dropped.
+        if (!this.cluster!.peerNotice(sender, frame)) return;
+        this.deliverNotice(event, frame.parts === null ? frame.source.subarray(frame.start, frame.start + frame.size) : Buffer.concat(frame.parts, frame.size));
         return;
       }
       default:
         this.cluster!.presenceControl(sender, frame, (event) => this.presence(event));
     }
+  }
+
+  /**
+   * A join/leave notice of a session on another node (its bytes) to this namespace's watchers of `event`:
+   * as it came from that node, or made by the cluster for the sessions of a dropped node (docs/cluster.md).
+   */
+  deliverNotice(event: string, bytes: Buffer): void {
+    const set = this.watchers.get(event);
+    if (set === undefined) return;
+    for (const watcher of set) watcher.sendControl(bytes);
   }
 
   /** Acknowledges a control Request with ReplyEnd, or answers a failure (Request or Message) with an Alarm. */

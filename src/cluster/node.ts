@@ -1,30 +1,32 @@
 /**
- * One node of a cluster (docs/cluster.md): answers the router's questions about peer nodes (ClusterRouting),
- * counts and announces this node's interest, keeps a peer session per other node, and moves frame batches
- * through the ClusterBus. The router never learns what the bus is.
+ * One node of a cluster (docs/cluster.md): the ClusterRouting the router consults (its routing questions are
+ * answered by PeerRouting, src/cluster/peer-routing.ts; presence by ClusterPresence), counts and announces
+ * this node's interest, keeps a peer session per other node (membership), and moves frame batches through
+ * the ClusterBus in both directions. The router never learns what the bus is.
  */
 import type { Logger } from 'pino';
 import { AlarmCode } from '../protocol/codes.js';
 import { Flag } from '../protocol/flags.js';
 import { Frame } from '../protocol/frame.js';
-import { AtMode, type AtAddress } from '../broker/at-address.js';
+import type { AtAddress } from '../broker/at-address.js';
 import type { Broker, SessionObserver } from '../broker/broker.js';
 import type { ClusterRouting } from '../broker/cluster-seam.js';
-import { rendezvousScore } from '../broker/rendezvous.js';
 import type { NameGroup } from '../broker/session-registry.js';
 import { SessionState, type Session } from '../broker/session.js';
 import type { QueueGroup } from '../broker/subscription-index.js';
 import type { ClusterBus, ClusterBusEvents } from './bus.js';
-import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, watchKey, weightedTurn, PRESENCE_CAPABILITY, type RemoteEntry } from './interest.js';
+import { LocalInterest, NamespacedInterest, RemoteInterest, eventKey, nameKey, namespacedKey, splitNamespacedKey, watchKey, PRESENCE_CAPABILITY } from './interest.js';
 import type { PresenceEntry } from '../broker/event-router.js';
 import { ClusterPresence } from './cluster-presence.js';
 import { PeerConnection, peerSession, refusalAlarm, type PeerOwner } from './peer.js';
 import { readRecords, type RecordVisitor } from './records.js';
 import { decodeMessage } from '../protocol/codec.js';
-import { ClusterStats, type PeerCounters } from './stats.js';
+import { ClusterStats } from './stats.js';
 import { nodeSummaries, type NodeSummary } from './summary.js';
+import { PeerLink, PeerRouting, isPeer } from './peer-routing.js';
 
 export type { NodeSummary } from './summary.js';
+export { PeerLink } from './peer-routing.js';
 
 export interface ClusterNodeOptions {
   /** A batch for one node above this many bytes is sent at once rather than at the end of the tick. */
@@ -35,6 +37,8 @@ export interface ClusterNodeOptions {
   matchCacheSize: number;
   /** How long a `$presence` list waits for the other nodes' members; past it, it answers what arrived. */
   presenceTimeoutMs: number;
+  /** Remote (session, event) memberships remembered, so that a dropped node's members are told leaving. */
+  presenceMembersMax: number;
 }
 
 export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze({
@@ -42,29 +46,9 @@ export const DEFAULT_NODE_OPTIONS: Readonly<ClusterNodeOptions> = Object.freeze(
   peerStreams: 1_000_000,
   matchCacheSize: 4096,
   presenceTimeoutMs: 1000,
+  presenceMembersMax: 100_000,
 });
 
-/** A peer node: its session and connection here, its counters and the routing scratch of the current frame. */
-export class PeerLink {
-  /** Routing stamp: the link was already made a target of the current frame. */
-  mark = 0;
-  /** Queue groups this node serves for the current Message (groupsElsewhere -> addPeers). */
-  groups: string[] | null = null;
-  /** Weight scratch of the current pick. */
-  weight = 0;
-  readonly since = Date.now();
-
-  constructor(
-    readonly node: string,
-    readonly incarnation: string,
-    readonly connection: PeerConnection,
-    readonly session: Session,
-    readonly counters: PeerCounters,
-  ) {}
-}
-
-/** Round-robin cursors kept per name, event or group: past this many the oldest is forgotten. */
-const CURSORS = 4096;
 /** Match cache size of a namespace's remote table (the default namespace's uses options.matchCacheSize). */
 const NAMESPACE_CACHE = 256;
 
@@ -83,20 +67,16 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private readonly flushQueue: PeerConnection[] = [];
   private flushPending = false;
   private announcePending = false;
-  private stamp = 0;
-  /** Links given groups or an envelope for the current frame: reset at the next hook call. */
-  private readonly touched: PeerLink[] = [];
-  private readonly skip = new Set<string>();
-  private readonly scratch: PeerLink[] = [];
-  private readonly weights: number[] = [];
-  private readonly cursors = new Map<string, number>();
   // The record being routed (frames from a peer node).
   private incomingLink: PeerLink | null = null;
-  private incomingGroups: string | null = null;
   private incomingHash: string | null = null;
   private readonly startedAt = Date.now();
   /** Presence across nodes: notices out, `$presence` lists scattered and gathered. */
   private readonly presence: ClusterPresence;
+  /** stop() began: dropping the links tells no local watcher of leaves (they are gone or going too). */
+  private stopping = false;
+  /** The router's questions about peer nodes: names, events, queue groups, single picks. */
+  private readonly routing: PeerRouting;
 
   constructor(
     readonly bus: ClusterBus,
@@ -110,6 +90,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.remote = new RemoteInterest<PeerLink>(options.matchCacheSize);
     // Each other namespace's table has its own, smaller match cache: their number is not bounded here.
     this.interest = new NamespacedInterest<PeerLink>(this.remote, Math.min(options.matchCacheSize, NAMESPACE_CACHE));
+    this.routing = new PeerRouting(bus, this.interest, this.links, stats);
     this.presence = new ClusterPresence({
       interest: this.interest,
       linkUp: () => this.bus.linkUp,
@@ -118,7 +99,10 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
         return link !== undefined && link.session === session ? link : undefined;
       },
       maxFrame: () => this.broker!.settings.limits.maxFrame,
-    }, stats, logger, options.presenceTimeoutMs, options.peerStreams);
+      maxData: () => this.broker!.settings.limits.maxData,
+      rooms: (ns) => this.broker!.namespaces?.eventsOf(ns),
+      watching: (ns, event) => this.local.counts.has(namespacedKey(ns, watchKey(event))),
+    }, stats, logger, options.presenceTimeoutMs, options.peerStreams, options.presenceMembersMax);
   }
 
   get nodeId(): string {
@@ -136,6 +120,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     this.presence.close();
     await this.bus.stop();
     for (const link of [...this.links.values()]) this.dropLink(link, 'node stopped');
@@ -157,176 +142,22 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     return open;
   }
 
-  // ----- ClusterRouting: the router's questions ----------------------------------------------------------
+  // ----- ClusterRouting: the router's questions (answered by PeerRouting) -----------------------------------
 
   byName(sender: Session, frame: Frame, at: AtAddress, hashKey: string | undefined, local: NameGroup | undefined, targets: Session[]): boolean {
-    if (isPeer(sender)) return false;
-    this.resetTouched();
-    const ns = sender.namespace;
-    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
-    if (remote === undefined) return false;
-    if (at.mode === AtMode.Everyone || at.mode === AtMode.All) {
-      const holders = at.mode === AtMode.Everyone ? remote.named : remote.names.get(at.name);
-      if (holders === undefined || holders.size === 0) return false;
-      if (!this.bus.linkUp) {
-        this.linkDownAlarm(sender, frame, holders.size);
-        return false;
-      }
-      for (const link of holders.keys()) {
-        if (ns !== null) this.tagNamespace(link, ns.name);
-        targets.push(link.session);
-      }
-      return false;
-    }
-    const holders = remote.names.get(at.name);
-    // Link down: only local members are reachable (none: the router answers 4004).
-    if (holders === undefined || holders.size === 0 || !this.bus.linkUp) {
-      if (holders !== undefined && holders.size > 0) ClusterStats.inc(this.stats.dropped, 'link_down_name');
-      return false;
-    }
-    const members = local === undefined ? 0 : local.members.length - (sender.name === at.name ? 1 : 0);
-    if (at.mode === AtMode.Hash) {
-      // Weighted rendezvous over the nodes (docs/cluster.md), then the node's own rendezvous over its members.
-      const key = hashKey !== undefined && hashKey.length > 0 ? hashKey : sender.connection.remoteAddress;
-      let best: PeerLink | null = null;
-      let bestScore = members > 0 ? weightedScore(key, this.nodeId, members) : -1;
-      for (const [link, count] of holders) {
-        const score = weightedScore(key, link.node, count);
-        if (score > bestScore) {
-          best = link;
-          bestScore = score;
-        }
-      }
-      if (best === null) return false;
-      if (hashKey === undefined || hashKey.length === 0) {
-        best.connection.nextHashKey = key;
-        this.touched.push(best);
-      }
-      if (ns !== null) this.tagNamespace(best, ns.name);
-      targets.push(best.session);
-      return true;
-    }
-    // Round robin with fair shares: the local node and each peer node take turns by their member counts.
-    const links = this.scratch;
-    const weights = this.weights;
-    links.length = 0;
-    weights.length = 0;
-    weights.push(members);
-    let total = members;
-    for (const [link, count] of holders) {
-      links.push(link);
-      weights.push(count);
-      total += count;
-    }
-    const choice = weightedTurn(this.nextCursor(cursorKey(ns, 'n', at.name)), weights, total);
-    if (choice === 0) return false;
-    if (ns !== null) this.tagNamespace(links[choice - 1], ns.name);
-    targets.push(links[choice - 1].session);
-    return true;
+    return this.routing.byName(sender, frame, at, hashKey, local, targets);
   }
 
   groupsElsewhere(sender: Session, event: string, localGroups: readonly QueueGroup<Session>[]): ReadonlySet<string> | null {
-    this.resetTouched();
-    const skip = this.skip;
-    skip.clear();
-    if (isPeer(sender)) {
-      // The origin chose which node serves each group; this node serves the ones it was given.
-      if (localGroups.length === 0) return null;
-      const served = this.incomingGroups === null ? null : this.incomingGroups.split('\n');
-      for (const g of localGroups) if (served === null || !served.includes(g.name)) skip.add(g.name);
-      return skip.size === 0 ? null : skip;
-    }
-    if (!this.bus.linkUp) return null;
-    const ns = sender.namespace;
-    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
-    if (remote === undefined) return null;
-    const match = remote.index.match(event);
-    if (match.groups.length === 0) return null;
-    const links = this.scratch;
-    const weights = this.weights;
-    for (const group of match.groups) {
-      const localGroup = localGroups.find((g) => g.name === group.name);
-      const members = localGroup === undefined ? 0 : localGroup.members.length - (localGroup.members.includes(sender) ? 1 : 0);
-      const total = this.weigh(group.members, members);
-      if (total === 0) continue;
-      const choice = weightedTurn(this.nextCursor(cursorKey(ns, 'g', group.name)), weights, total);
-      if (choice === 0) continue;
-      const link = links[choice - 1];
-      skip.add(group.name);
-      if (link.groups === null) {
-        link.groups = [];
-        this.touched.push(link);
-      }
-      link.groups.push(group.name);
-    }
-    return skip.size === 0 ? null : skip;
+    return this.routing.groupsElsewhere(sender, event, localGroups);
   }
 
   addPeers(sender: Session, frame: Frame, event: string, targets: Session[]): void {
-    if (isPeer(sender)) return;
-    const ns = sender.namespace;
-    const remote = ns === null ? this.remote : this.interest.byNamespace.get(ns.name);
-    if (remote === undefined) return;
-    const match = remote.index.match(event);
-    if (match.subscribers.length === 0 && this.touched.length === 0) {
-      if (match.groups.length > 0 && !this.bus.linkUp) this.linkDownAlarm(sender, frame, match.groups.length);
-      return;
-    }
-    if (!this.bus.linkUp) {
-      this.linkDownAlarm(sender, frame, match.subscribers.length + match.groups.length);
-      return;
-    }
-    const stamp = ++this.stamp;
-    const touched = this.touched;
-    const grouped = touched.length;
-    for (let i = 0; i < grouped; i++) {
-      const link = touched[i];
-      if (link.groups === null) continue;
-      link.connection.nextGroups = link.groups.join('\n');
-    }
-    for (const entry of match.subscribers) {
-      const link = entry.link;
-      if (link.mark === stamp) continue;
-      link.mark = stamp;
-      if (ns !== null) this.tagNamespace(link, ns.name);
-      targets.push(link.session);
-    }
-    for (let i = 0; i < grouped; i++) {
-      const link = touched[i];
-      if (link.groups === null || link.mark === stamp) continue;
-      link.mark = stamp;
-      if (ns !== null) this.tagNamespace(link, ns.name);
-      targets.push(link.session);
-    }
+    this.routing.addPeers(sender, frame, event, targets);
   }
 
   pickPeer(sender: Session, event: string, localCandidates: number, targets: Session[]): boolean {
-    if (isPeer(sender)) return false;
-    const ns = sender.namespace;
-    // A tag left by a route whose frame was never written (a refused stream) must not reach this one.
-    this.resetTouched();
-    let remote = this.remote;
-    if (ns !== null) {
-      const table = this.interest.byNamespace.get(ns.name);
-      if (table === undefined) return false;
-      remote = table;
-    }
-    const match = remote.index.match(event);
-    if (match.subscribers.length === 0 && match.groups.length === 0) return false;
-    // Link down: local candidates only (none: the router answers 4004).
-    if (!this.bus.linkUp) {
-      ClusterStats.inc(this.stats.dropped, 'link_down_request');
-      return false;
-    }
-    const weights = this.weights;
-    let total = this.weigh(match.subscribers, localCandidates);
-    for (const group of match.groups) total += this.weighMore(group.members);
-    if (total === localCandidates) return false;
-    const choice = weightedTurn(this.nextCursor(cursorKey(ns, 'r', event)), weights, total);
-    if (choice === 0) return false;
-    if (ns !== null) this.tagNamespace(this.scratch[choice - 1], ns.name);
-    targets.push(this.scratch[choice - 1].session);
-    return true;
+    return this.routing.pickPeer(sender, event, localCandidates, targets);
   }
 
   subscriptionChanged(pattern: string, group: string, delta: number): void {
@@ -346,7 +177,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       pickPeer: (sender, event, localCandidates, targets) => this.pickPeer(sender, event, localCandidates, targets),
       subscriptionChanged: (pattern, group, delta) => this.local.change(namespacedKey(ns, eventKey(pattern, group)), delta),
       fromPeer: isPeer,
-      watchersChanged: (event, delta) => this.local.change(namespacedKey(ns, watchKey(event)), delta),
+      watchersChanged: (event, delta) => this.watchersIn(ns, event, delta),
+      peerNotice: (sender, frame) => this.presence.noticeFrom(sender, frame),
       presenceNotice: (subject, event, notice) => this.presenceNotice(subject, event, notice),
       presenceQuery: (sender, event, done) => this.presenceQuery(sender, event, done),
       presenceControl: (sender, frame, local) => this.presenceControl(sender, frame, local),
@@ -360,7 +192,21 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   watchersChanged(event: string, delta: number): void {
-    this.local.change(watchKey(event), delta);
+    this.watchersIn('', event, delta);
+  }
+
+  /** Local watchers of `event` in `ns` changed: counted into the interest (see scheduleAnnounce). */
+  private watchersIn(ns: string, event: string, delta: number): void {
+    this.local.change(namespacedKey(ns, watchKey(event)), delta);
+  }
+
+  peerNotice(sender: Session, frame: Frame): boolean {
+    return this.presence.noticeFrom(sender, frame);
+  }
+
+  /** Remote (session, event) memberships remembered now (the gauge socketd_cluster_presence_members). */
+  get presenceMembers(): number {
+    return this.presence.members.size;
   }
 
   presenceNotice(subject: Session, event: string, notice: () => Buffer): void {
@@ -373,86 +219,6 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
 
   presenceControl(sender: Session, frame: Frame, local: (event: string) => PresenceEntry[]): void {
     this.presence.control(sender, frame, local);
-  }
-
-  /** The next frame written to `link` routes in namespace `ns` there; reset with the other per-frame fields. */
-  private tagNamespace(link: PeerLink, ns: string): void {
-    link.connection.nextNamespace = ns;
-    this.touched.push(link);
-  }
-
-  /** Fills scratch/weights with [local, ...links] from `entries` (counts summed per node); returns the total. */
-  private weigh(entries: readonly RemoteEntry<PeerLink>[], local: number): number {
-    const links = this.scratch;
-    const weights = this.weights;
-    links.length = 0;
-    weights.length = 0;
-    weights.push(local);
-    const stamp = ++this.stamp;
-    for (const link of this.links.values()) link.weight = 0;
-    let total = local;
-    for (const entry of entries) {
-      const link = entry.link;
-      if (link.mark !== stamp) {
-        link.mark = stamp;
-        links.push(link);
-      }
-      link.weight += entry.count;
-      total += entry.count;
-    }
-    for (let i = 0; i < links.length; i++) weights.push(links[i].weight);
-    return total;
-  }
-
-  /** Adds `entries` to the weights weigh() started (same stamp); returns the count added. */
-  private weighMore(entries: readonly RemoteEntry<PeerLink>[]): number {
-    const links = this.scratch;
-    const weights = this.weights;
-    const stamp = this.stamp;
-    let added = 0;
-    for (const entry of entries) {
-      const link = entry.link;
-      if (link.mark !== stamp) {
-        link.mark = stamp;
-        link.weight = 0;
-        links.push(link);
-        weights.push(0);
-      }
-      weights[links.indexOf(link) + 1] += entry.count;
-      added += entry.count;
-    }
-    return added;
-  }
-
-  private nextCursor(key: string): number {
-    const cursors = this.cursors;
-    let cursor = cursors.get(key);
-    if (cursor === undefined) {
-      cursor = 0;
-      if (cursors.size >= CURSORS) cursors.delete(cursors.keys().next().value as string);
-    }
-    cursors.set(key, (cursor + 1) % 0x40000000);
-    return cursor;
-  }
-
-  private resetTouched(): void {
-    const touched = this.touched;
-    if (touched.length === 0) return;
-    for (const link of touched) {
-      link.groups = null;
-      link.connection.nextGroups = null;
-      link.connection.nextHashKey = null;
-      link.connection.nextNamespace = null;
-    }
-    touched.length = 0;
-  }
-
-  /** A Message some peer nodes wanted could not cross (the link is down): the sender is told (spec §6). */
-  private linkDownAlarm(sender: Session, frame: Frame, nodes: number): void {
-    ClusterStats.inc(this.stats.alarms, 'link_down');
-    if (frame.flag !== Flag.Message) return; // Requests are answered by the router (4004) or their stream
-    sender.sendAlarm(frame.sid, frame.event, frame.metaString, AlarmCode.ResponderGone,
-      `Not delivered to other nodes (${nodes} interested): the cluster link is down`);
   }
 
   // ----- local interest ----------------------------------------------------------------------------------
@@ -476,7 +242,18 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     this.announcePending = true;
     setImmediate(() => {
       this.announcePending = false;
-      if (this.local.pending > 0) this.bus.announce(this.local.takeChanges());
+      if (this.local.pending === 0) return;
+      const changes = this.local.takeChanges();
+      // An event no local session watches any more, as announced: the other nodes stop sending its notices, so
+      // what is kept of their members of it goes. Not earlier: watched again within the tick, the other nodes
+      // see no change (and send no new snapshot), so what is kept must stay.
+      for (const [key, count] of changes) {
+        if (count !== 0) continue;
+        const split = splitNamespacedKey(key);
+        const inner = split === null ? key : split[1];
+        if (inner.startsWith('p\u0000')) this.presence.unwatched(split === null ? '' : split[0], inner.slice(2));
+      }
+      this.bus.announce(changes);
     });
   }
 
@@ -561,7 +338,20 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
     const link = this.ensureLink(node, incarnation);
     if (link === null) return;
     if (full) this.interest.clear(link);
-    for (const [key, count] of entries) this.interest.apply(link, key, count);
+    for (const [key, count] of entries) {
+      const split = splitNamespacedKey(key);
+      const inner = split === null ? key : split[1];
+      if (!inner.startsWith('p\u0000')) {
+        this.interest.apply(link, key, count);
+        continue;
+      }
+      // The node starts watching an event (none of its sessions did): it gets this node's members of it.
+      const ns = split === null ? '' : split[0];
+      const event = inner.slice(2);
+      const before = this.interest.of(ns)?.watchers.get(event)?.get(link) ?? 0;
+      this.interest.apply(link, key, count);
+      if (before === 0 && count > 0) this.presence.sync(link, ns, event);
+    }
   }
 
   frames(node: string, incarnation: string, batch: Buffer, offset: number): void {
@@ -573,7 +363,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
       frames = readRecords(batch, offset, this);
     } finally {
       this.incomingLink = null;
-      this.incomingGroups = null;
+      this.routing.incomingGroups = null;
       this.incomingHash = null;
     }
     if (frames < 0) {
@@ -586,13 +376,13 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 
   run(batch: Buffer, start: number, end: number): void {
-    this.incomingGroups = null;
+    this.routing.incomingGroups = null;
     this.incomingHash = null;
     this.incomingLink!.session.connectionOnData(start === 0 && end === batch.length ? batch : batch.subarray(start, end));
   }
 
   record(groups: string | null, hashKey: string | null, batch: Buffer, start: number, end: number, namespace: string | null): void {
-    this.incomingGroups = groups;
+    this.routing.incomingGroups = groups;
     this.incomingHash = hashKey;
     const session = this.incomingLink!.session;
     // Only a frame that opens a route reads the namespace: replies and alarms follow their stream (spec §5).
@@ -672,8 +462,8 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   private dropLink(link: PeerLink, reason: string, keepInterest = false): void {
     if (this.links.get(link.node) !== link) return;
     this.links.delete(link.node);
-    // `$presence` lists waiting on it answer without its members.
-    this.presence.gone(link);
+    // `$presence` lists waiting on it answer without its members; the watchers here hear its members leave.
+    this.presence.gone(link, !this.stopping);
     if (keepInterest) this.orphans.push(link);
     else this.interest.clear(link);
     this.stats.peersUp = this.links.size;
@@ -689,22 +479,7 @@ export class ClusterNode implements ClusterRouting, SessionObserver, PeerOwner, 
   }
 }
 
-/** A round-robin cursor's key: the default namespace's keys are unprefixed. */
-function cursorKey(ns: { name: string } | null, kind: string, name: string): string {
-  return ns === null ? `${kind}\u0000${name}` : `${ns.name}\u0000${kind}\u0000${name}`;
-}
-
 /** A named session's interest key, in its own namespace. */
 function sessionNameKey(session: Session): string {
   return session.namespace === null ? nameKey(session.name) : namespacedKey(session.namespace.name, nameKey(session.name));
-}
-
-function isPeer(session: Session): boolean {
-  return session.connection.transport === 'cluster';
-}
-
-/** Weighted rendezvous score (-w / ln u): a node's chance to win a key is its share of the weights. */
-function weightedScore(key: string, node: string, weight: number): number {
-  const u = (rendezvousScore(key, node) + 0.5) / 4294967296;
-  return -weight / Math.log(u);
 }

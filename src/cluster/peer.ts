@@ -42,7 +42,7 @@ export class PeerConnection implements Connection {
   readonly maxOutboundFrame = Infinity;
   /**
    * The queue groups the receiving node serves for the next frame written, and the `name!` key used for it:
-   * the routing hooks set them for one frame (src/cluster/node.ts); null for none.
+   * the routing hooks set them for one frame (src/cluster/peer-routing.ts); null for none.
    */
   nextGroups: string | null = null;
   nextHashKey: string | null = null;

@@ -15,6 +15,10 @@ export class ClusterStats {
   readonly alarms = new Map<string, number>();
   /** Frames that could not cross to another node and could not be answered (Messages), by reason. */
   readonly dropped = new Map<string, number>();
+  /** Presence notices this node made itself for sessions of other nodes (a node dropped or back), by kind. */
+  readonly presenceNotices = new Map<string, number>();
+  /** Remote memberships not remembered because cluster.presenceMembersMax was reached (their leaves go untold). */
+  presenceMembersRefused = 0;
   /** Last Redis round trip (heartbeat publish) in seconds; -1 before the first. */
   redisRttSeconds = -1;
   /** Peer nodes up now. */

@@ -33,5 +33,6 @@ export async function clusterNodeFrom(config: BrokerConfig, bus: ClusterBus | un
     maxBatchBytes: section.maxBatchBytes,
     matchCacheSize: config.fastPaths.matchCacheSize,
     presenceTimeoutMs: section.presenceTimeoutMs,
+    presenceMembersMax: section.presenceMembersMax,
   });
 }

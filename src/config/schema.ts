@@ -168,6 +168,8 @@ export interface ClusterSection {
   workers: number;
   /** How long a `$presence` list waits for the other nodes' members (docs/cluster.md, "Presence"). */
   presenceTimeoutMs: number;
+  /** Memberships of other nodes' sessions remembered to tell their leaves if their node is dropped; 0: none. */
+  presenceMembersMax: number;
 }
 
 const ALL = '0.0.0.0';
@@ -239,7 +241,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
   cluster: {
     redis: '', nodeId: '', prefix: 'socketd', heartbeatMs: 1_000, nodeTimeoutMs: 5_000,
     maxBacklogBytes: 64 * 1024 * 1024, maxBatchBytes: 256 * 1024, connectTimeoutMs: 2_000, workers: 1,
-    presenceTimeoutMs: 1_000,
+    presenceTimeoutMs: 1_000, presenceMembersMax: 100_000,
   },
 });
 
@@ -361,6 +363,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     connectTimeoutMs: positive(60_000),
     workers: positive(256),
     presenceTimeoutMs: { kind: 'int', min: 10, max: 60_000 },
+    presenceMembersMax: { kind: 'int', min: 0, max: 100_000_000 },
   },
 };
 

@@ -194,6 +194,10 @@ export class BrokerMetrics {
     add('socketd_cluster_dropped_total', 'Frames that could not cross to another node, by reason.', 'counter', () => fromMap(stats.dropped, 'reason'));
     add('socketd_cluster_resyncs_total', 'Full re-reads of a peer node\'s interest (a missed delta, a new incarnation, a reconnect).', 'counter', () => one(stats.resyncs));
     add('socketd_cluster_bad_batches_total', 'Messages from peer nodes that could not be decoded.', 'counter', () => one(stats.badBatches));
+    // Presence of a dropped node's sessions (docs/cluster.md, "Presence").
+    add('socketd_cluster_presence_members', 'Memberships of sessions on other nodes remembered, so that watchers hear them leave if their node is dropped.', 'gauge', () => one(cluster.presenceMembers));
+    add('socketd_cluster_presence_members_refused_total', 'Memberships of sessions on other nodes not remembered (cluster.presenceMembersMax reached).', 'counter', () => one(stats.presenceMembersRefused));
+    add('socketd_cluster_presence_notices_total', 'Presence notices a node made for sessions of other nodes: leaves of a dropped node, joins of a node back.', 'counter', () => fromMap(stats.presenceNotices, 'kind'));
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * Cluster mode over a real redis-server (docs/cluster.md) with three broker processes started through the
  * CLI: fan-out across nodes in order, `@name` and a queue group in fair shares, a stream crossing nodes, a
- * node killed with SIGKILL mid-stream, and Redis stopped and restarted under traffic.
+ * node killed with SIGKILL mid-stream (its requesters alarmed, its members told leaving to the other nodes'
+ * presence watchers), and Redis stopped and restarted under traffic.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -201,12 +202,22 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
     }
   });
 
-  it('alarms the requesters of a node killed with SIGKILL mid-stream within the node timeout; the others keep serving', async () => {
+  it('alarms the requesters of a node killed with SIGKILL mid-stream within the node timeout, tells its members leaving; the others keep serving', async () => {
     const doomed = await open(c, 'doomed');
+    // Presence (docs/cluster.md, "Presence"): `doomed` joins before anyone watches (the watchers' nodes learn it
+    // from c's snapshot), `late` after (from c's join notice, which also shows c has seen both watchers).
+    await subscribe(doomed, 'room.k');
+    const watchers = [await open(a, 'wa'), await open(b, 'wb')];
+    for (const w of watchers) await subscribe(w, 'room.k', { presence: true });
+    const late = await open(c, 'late');
+    const heard = (w: RawClient): string[] => w.frames.filter((f) => f.flag === Flag.Message && f.event.startsWith('$presence.'))
+      .map((f) => `${f.event}:${metaOf(f.metaString, 'name')}`);
+    await subscribe(late, 'room.k');
+    await eventually(() => watchers.every((w) => heard(w).includes('$presence.join:late')), WAIT_MS, 'a and b hear late join');
     const alive = await open(b, 'alive');
     autoReply(alive, (f) => f.flag === Flag.Request, () => 'still here');
     const requester = await open(a);
-    await sees(a, { c: { named: 1 }, b: { named: 1 } });
+    await sees(a, { c: { named: 2 }, b: { named: 2 } });
     const sid = requester.send({ flag: Flag.Subscribe, event: 'watch', meta: '@=doomed' });
     const forwarded = await doomed.next((f) => f.flag === Flag.Subscribe, WAIT_MS);
     doomed.send({ flag: Flag.Reply, sid: forwarded.sid, event: 'watch', data: 'first' });
@@ -221,6 +232,15 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
     assert.equal((await requester.nextFor(ask, WAIT_MS)).data.toString(), 'still here');
     const gone = requester.send({ flag: Flag.Request, event: 'q', meta: '@=doomed' });
     assertAlarm(await requester.nextFor(gone, WAIT_MS), 4004, gone);
+    // Every watcher on the other nodes heard each of c's members leave, once.
+    for (const w of watchers) {
+      await eventually(() => heard(w).includes('$presence.leave:doomed') && heard(w).includes('$presence.leave:late'), WAIT_MS, 'c\'s members told leaving');
+    }
+    await sleep(200);
+    for (const w of watchers) {
+      assert.deepEqual(heard(w).filter((n) => n.startsWith('$presence.leave')).sort(), ['$presence.leave:doomed', '$presence.leave:late']);
+    }
+    assert.deepEqual((await presenceOf(requester, 'room.k')).map((e) => e.name).sort(), ['wa', 'wb']);
   });
 
   it('keeps local traffic flowing while Redis is down, answers or alarms every Request, and resumes cross-node traffic by itself', async () => {
@@ -231,6 +251,17 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
     autoReply(remoteSvc, (f) => f.flag === Flag.Request, (f) => `ok:${f.data.toString()}`);
     await subscribe(localSub, 'ticks.*');
     await subscribe(remoteSub, 'ticks.*');
+    // Presence across the outage (docs/cluster.md, "Presence"): b's member is told leaving when a drops b, and
+    // joining again when b is back.
+    const watcher = await open(a);
+    const aOnB = (await nodes(b)).find((n) => n.node === 'a')!.subscriptions;
+    await subscribe(watcher, 'room.o', { presence: true });
+    // b sees a's watcher (announced in the same delta as its subscription) before its member joins.
+    await sees(b, { a: { subscriptions: aOnB + 1 } });
+    await subscribe(remoteSub, 'room.o');
+    const heard = (): string[] => watcher.frames.filter((f) => f.flag === Flag.Message && f.event.startsWith('$presence.'))
+      .map((f) => `${f.event}:${metaOf(f.metaString, 'id')}`);
+    await eventually(() => heard().length === 1, WAIT_MS, 'a hears b\'s member join');
     await sees(a, { b: { subscriptions: 1, named: 1 } });
     let sent = 0;
     const requests: string[] = [];
@@ -278,5 +309,8 @@ describe('cluster over Redis: three broker processes', { skip: skipWithoutRedis 
     }
     assert.ok(answered >= 20, `requests before and after the outage answered (${answered} answered, ${alarmed} alarmed)`);
     assert.ok(alarmed >= 1, 'requests during the outage alarmed');
+    await eventually(() => heard().length === 3, WAIT_MS, 'the member told leaving, then joining again');
+    const id = heard()[0].split(':')[1];
+    assert.deepEqual(heard(), [`$presence.join:${id}`, `$presence.leave:${id}`, `$presence.join:${id}`]);
   });
 });
