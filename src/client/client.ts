@@ -83,7 +83,12 @@ export interface ClientOptions {
   tls?: tls.ConnectionOptions;
   /** udp: largest datagram (default 2048, the broker's default). */
   maxDatagram?: number;
-  /** How long `pressured` stays true after the broker's last Pressure frame, in ms (default 10). */
+  /**
+   * How long `pressured` stays true after the broker's last Pressure frame, in ms (default 2). The broker has
+   * already stopped reading from this client (spec §7), so writes back up in the socket by themselves; the hold
+   * only tells a publisher loop to yield. Longer holds left the connection idle: with 1 MiB messages, 10 ms
+   * cost a third of the throughput (bench/results.md, "Pressure hold").
+   */
   pressureHold?: number;
   /**
    * Handler for frames addressed to this client by `@` (as `onDirect`), installed before the handshake so a
@@ -564,7 +569,7 @@ export class Client implements Responder, DeadlineOwner {
     this.maxData = options.maxData ?? DEFAULT_FRAME_LIMITS.maxData;
     // Short: the broker already stops reading from us while the target is congested, so TCP pushes back by
     // itself; the hold only keeps a burst from outrunning that signal.
-    this.pressureHold = ms(options.pressureHold, 10, 'pressureHold');
+    this.pressureHold = ms(options.pressureHold, 2, 'pressureHold');
     this.tlsOptions = options.tls;
     this.maxDatagram = options.maxDatagram ?? DEFAULT_UDP_MAX_DATAGRAM;
     this.limits = DEFAULT_FRAME_LIMITS;

@@ -163,6 +163,29 @@ describe('client: against a scripted peer', () => {
     });
   });
 
+  test('by default a Pressure holds the client only briefly (pressureHold 2 ms): the broker already stopped reading', async () => {
+    await withPeer((peer, f) => {
+      if (f.flag === Flag.Message && f.event === 'slow.down') {
+        peer.connection.write(encodeFrame({ flag: Flag.Pressure, meta: 'code=3001', data: "'x' is congested: slow down" }));
+      } else if (f.flag === Flag.Close) peer.connection.end('bye');
+    }, async (url) => {
+      const client = await connect(url);
+      try {
+        const pressure = client.events.next('pressure');
+        client.send('slow.down');
+        await pressure;
+        const seenAt = Date.now();
+        assert.equal(client.pressured, true, 'pressured as the Pressure arrives');
+        await client.waitForDrain();
+        // Loose on purpose (timers run late on a busy machine); the explicit-hold test above covers long holds.
+        assert.ok(Date.now() - seenAt < 100, `released within a few ms (${Date.now() - seenAt} ms)`);
+        assert.equal(client.pressured, false);
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
   test('a peer that stops answering Pings is dropped after 2.5 heartbeat intervals, then the client reconnects', async () => {
     await withPeer(() => {
       /* never answers anything but Connect */
