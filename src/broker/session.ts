@@ -250,6 +250,20 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     else this.onFrameError(result);
   }
 
+  connectionOnParts(parts: readonly Buffer[], size: number): void {
+    if (this.state === SessionState.Closed) return;
+    if (this.decoder !== null) {
+      // Only message transports deliver parts; a stream decoder takes them as the chunks they are.
+      for (const part of parts) this.connectionOnData(part);
+      return;
+    }
+    this.lastSeen = Date.now();
+    this.ctx.stats.bytesIn += size;
+    const result = this.messageDecoder!.decodeParts(parts, size);
+    if (result instanceof Frame) this.onFrame(result);
+    else this.onFrameError(result);
+  }
+
   connectionOnDrain(): void {
     this.outbound.drained();
     this.releaseFeeders();

@@ -522,35 +522,67 @@ export class MessageDecoder {
   }
 
   decode(buf: Buffer): Frame | FrameError {
-    const limits = this.limits;
     if (buf.length < FRAME_PREFIX_BYTES) {
       return new FrameError('frame_length_invalid', `message of ${buf.length} bytes is shorter than a frame`, true);
     }
+    const flag = this.checkPrefix(buf, buf.length);
+    if (typeof flag !== 'number') return flag;
+    if (buf.length === FRAME_PREFIX_BYTES) return bareFrame(buf, 0, flag);
+    const scanner = this.scanner;
+    scanner.reset();
+    const status = scanner.scanWhole(buf, 0, buf.length) ? SCAN_DONE : scanner.scan(buf, FRAME_PREFIX_BYTES, buf.length, buf.length);
+    if (status !== SCAN_DONE) return withHeader(scanner.error!, buf, flag, scanner);
+    const limitError = this.checkLimits(buf, buf.length, flag);
+    return limitError ?? buildFrame(buf, 0, buf.length, flag, scanner);
+  }
+
+  /**
+   * As decode(), for one large message that arrived as several buffers (a ws message cut from several reads):
+   * `parts` in order are the message, `size` bytes in all. When the first part holds the whole header, the
+   * frame keeps the parts (Frame.parts: forwarded without ever being joined, as the stream decoder does);
+   * otherwise they are joined and decoded as one buffer. The checks and errors are decode()'s.
+   */
+  decodeParts(parts: readonly Buffer[], size: number): Frame | FrameError {
+    const first = parts[0]!;
+    if (parts.length === 1 || first.length < FRAME_PREFIX_BYTES) return this.decode(parts.length === 1 ? first : Buffer.concat(parts, size));
+    const flag = this.checkPrefix(first, size);
+    if (typeof flag !== 'number') return flag;
+    const scanner = this.scanner;
+    scanner.reset();
+    const status = scanner.scan(first, FRAME_PREFIX_BYTES, first.length, size);
+    if (status === SCAN_MORE) return this.decode(Buffer.concat(parts, size));
+    if (status !== SCAN_DONE) return withHeader(scanner.error!, first, flag, scanner);
+    const limitError = this.checkLimits(first, size, flag);
+    return limitError ?? new Frame(flag, first, 0, size, scanner.sidEnd, scanner.eventEnd, scanner.metaEnd, parts);
+  }
+
+  /** The length prefix against the message size, then the flag: the flag, or the error. */
+  private checkPrefix(buf: Buffer, size: number): number | FrameError {
     const len = buf.readInt32BE(0);
-    if (len !== buf.length) {
-      return new FrameError('datagram_length_mismatch', `frame length ${len} differs from message size ${buf.length}`, true);
+    if (len !== size) {
+      return new FrameError('datagram_length_mismatch', `frame length ${len} differs from message size ${size}`, true);
     }
     if (len > FRAME_PREFIX_BYTES && len < MIN_MESSAGE_FRAME_BYTES) {
       return new FrameError('frame_length_invalid', `invalid frame length ${len}`, true);
     }
     const flag = buf.readInt32BE(4);
-    const flagError = checkFlag(flag, len);
-    if (flagError !== null) return flagError;
-    if (len === FRAME_PREFIX_BYTES) return bareFrame(buf, 0, flag);
+    return checkFlag(flag, len) ?? flag;
+  }
+
+  /** maxFrame and maxData, once the header is scanned (the error carries it). `head` holds the header. */
+  private checkLimits(head: Buffer, len: number, flag: number): FrameError | null {
+    const limits = this.limits;
     const scanner = this.scanner;
-    scanner.reset();
-    const status = scanner.scanWhole(buf, 0, len) ? SCAN_DONE : scanner.scan(buf, FRAME_PREFIX_BYTES, len, len);
-    if (status !== SCAN_DONE) return withHeader(scanner.error!, buf, flag, scanner);
     if (len > limits.maxFrame) {
       const error = new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, false);
-      return withHeader(error, buf, flag, scanner);
+      return withHeader(error, head, flag, scanner);
     }
     const dataLen = len - (scanner.metaEnd + 2);
     if (dataLen > limits.maxData) {
       const error = new FrameError('data_too_large', `data of ${dataLen} bytes exceeds the limit of ${limits.maxData}`, false);
-      return withHeader(error, buf, flag, scanner);
+      return withHeader(error, head, flag, scanner);
     }
-    return buildFrame(buf, 0, len, flag, scanner);
+    return null;
   }
 }
 

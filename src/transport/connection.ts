@@ -26,6 +26,12 @@ export type TransportCloseCode = 'peer_closed' | 'reset' | 'error' | 'local' | '
 export interface ConnectionHandler {
   /** Inbound bytes (see {@link Framing}). The buffer may be kept: adapters never reuse it. */
   connectionOnData(data: Buffer): void;
+  /**
+   * Message framing only: one large message that arrived over several reads, as those buffers in order
+   * (`size` bytes in all), so that it need not be joined into one (ws messages of 64 KiB and more). Optional:
+   * for a handler without it, the adapter joins the parts and calls connectionOnData.
+   */
+  connectionOnParts?(parts: readonly Buffer[], size: number): void;
   /** The transport's buffered bytes fell below its high-water mark after a write returned false. */
   connectionOnDrain(): void;
   /**

@@ -162,6 +162,19 @@ export function copyRange(source: Buffer, start: number, end: number, out: Buffe
 }
 
 /** XORs `buffer[start, end)` in place with the 4-byte masking key at `buffer[keyAt]` (RFC 6455 §5.3). */
+/**
+ * XORs `buffer[start, end)` in place with the 4-byte key `key[keyAt, keyAt + 4)`, starting at key byte `phase`:
+ * one of the parts of a payload that arrived in several buffers (RFC 6455 §5.3: payload byte i takes key byte
+ * i mod 4, so a part that starts at payload offset p starts at phase p mod 4).
+ */
+export function unmaskPartInPlace(buffer: Buffer, start: number, end: number, key: Buffer, keyAt: number, phase: number): void {
+  const k0 = key[keyAt + (phase & 3)]!;
+  const k1 = key[keyAt + ((phase + 1) & 3)]!;
+  const k2 = key[keyAt + ((phase + 2) & 3)]!;
+  const k3 = key[keyAt + ((phase + 3) & 3)]!;
+  if ((k0 | k1 | k2 | k3) !== 0) xorMask(buffer, start, end, k0, k1, k2, k3);
+}
+
 export function unmaskInPlace(buffer: Buffer, start: number, end: number, keyAt: number): void {
   const k0 = buffer[keyAt]!;
   const k1 = buffer[keyAt + 1]!;

@@ -16,7 +16,7 @@ import { DEFAULT_HIGH_WATER_MARK } from './tcp.js';
 import { flushAtTickEnd, type TickFlushable } from './tick-flush.js';
 import { releasePending, takePending, type PendingSlots } from './pending-pool.js';
 import { receiverAtBoundary, type ReceiverInternals, type WsInternals } from './ws-internals.js';
-import { BINARY_FIN, copyRange, maskCopyRange, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
+import { BINARY_FIN, copyRange, maskCopyRange, unmaskInPlace, unmaskPartInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
 
 // The framing helpers live in ws-framing.ts; re-exported for the adapter's users and tests.
 export { maskCopy, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
@@ -34,6 +34,11 @@ const WS_ABNORMAL_CLOSURE = 1006;
 
 /** Pending frames are copied into buffers of up to this many bytes, each written with one call (see flush). */
 const COALESCE_LIMIT = 64 * 1024;
+/**
+ * Inbound binary messages at least this large that span reads are delivered as their parts (connectionOnParts),
+ * as the stream decoder keeps frames of 64 KiB and more (src/protocol/codec.ts, PARTS_MIN_BYTES).
+ */
+const PARTS_MIN_BYTES = 64 * 1024;
 /** Unmasked (server) bodies at least this large are written as they are, without a copy. */
 const LARGE_BODY = 16 * 1024;
 
@@ -114,6 +119,11 @@ export class WsConnection implements Connection, TickFlushable {
   private keptParts: Buffer[] | null = null;
   private keptBytes = 0;
   private keptNeed = 0;
+  /**
+   * Non-zero while the kept frame is a large binary message whose WebSocket header (this many bytes, masking
+   * key included) is all in keptParts[0]: it is delivered as its parts (connectionOnParts), not joined.
+   */
+  private keptHeader = 0;
   /** Everything goes to the Receiver until it is back at a message boundary (e.g. inside fragments). */
   private delegating = false;
   /** After a close frame or a receive error: ws reads no more, and neither do we. */
@@ -460,11 +470,14 @@ export class WsConnection implements Connection, TickFlushable {
       }
       kept.push(chunk.subarray(offset, offset + missing));
       offset += missing;
-      const joined = Buffer.concat(kept, this.keptNeed);
       this.keptParts = null;
       this.keptBytes = 0;
-      // Consumes the frame, or keeps it again with a larger need once its header is complete.
-      this.parse(joined);
+      if (this.keptHeader > 0) {
+        this.deliverParts(kept);
+      } else {
+        // Consumes the frame, or keeps it again with a larger need once its header is complete.
+        this.parse(Buffer.concat(kept, this.keptNeed));
+      }
       if (this.readingStopped) return;
       if (this.delegating) {
         if (offset < chunk.length) this.delegate(chunk.subarray(offset));
@@ -503,7 +516,12 @@ export class WsConnection implements Connection, TickFlushable {
       }
       if (masked) headerLength += 4;
       const end = offset + headerLength + payloadLength;
-      if (end > length) return this.keep(data, offset, headerLength + payloadLength);
+      if (end > length) {
+        if (b0 === BINARY_FIN && payloadLength >= PARTS_MIN_BYTES && available >= headerLength && this.handler?.connectionOnParts !== undefined) {
+          this.keptHeader = headerLength;
+        }
+        return this.keep(data, offset, headerLength + payloadLength);
+      }
       if (b0 !== BINARY_FIN) {
         // Control frames, text and fragments: ws's Receiver takes the whole frame (pong, close handshake,
         // UTF-8 check, reassembly) and emits any message through wsOnMessage.
@@ -524,6 +542,27 @@ export class WsConnection implements Connection, TickFlushable {
         return;
       }
     }
+  }
+
+  /**
+   * Delivers the kept large message as its parts: the first without its WebSocket header, each unmasked in
+   * place at its phase of the key. Nothing is copied (a 1 MiB message was joined, then unmasked: bench S5).
+   */
+  private deliverParts(kept: Buffer[]): void {
+    const headerLength = this.keptHeader;
+    const size = this.keptNeed - headerLength;
+    this.keptHeader = 0;
+    const first = kept[0]!;
+    kept[0] = first.subarray(headerLength);
+    if (this.inboundMasked) {
+      let phase = 0;
+      for (const part of kept) {
+        unmaskPartInPlace(part, 0, part.length, first, headerLength - 4, phase);
+        phase = (phase + part.length) & 3;
+      }
+    }
+    // As ws did: messages are dropped before start() and after the close.
+    if (this.handler !== null && !this.isClosed) this.handler.connectionOnParts!(kept, size);
   }
 
   private keep(data: Buffer, offset: number, need: number): void {
@@ -564,6 +603,7 @@ export class WsConnection implements Connection, TickFlushable {
     this.readingStopped = true;
     this.keptParts = null;
     this.keptBytes = 0;
+    this.keptHeader = 0;
   }
 
   private handleWsError(error: Error): void {

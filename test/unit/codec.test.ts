@@ -635,6 +635,31 @@ describe('zero copy and encoders', () => {
     assert.ok(joined[0]!.raw.equals(medium));
   });
 
+  test('MessageDecoder.decodeParts: a message in parts keeps them when the first holds the header; decode() otherwise', () => {
+    const data = Buffer.alloc(150 * 1024);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 255;
+    const big = msg('s9', 'ws.big', 'a=b', data);
+    const decoder = new MessageDecoder(DEFAULT_FRAME_LIMITS);
+    const parts = [big.subarray(0, 30_000), big.subarray(30_000, 100_000), big.subarray(100_000)];
+    const f = decoder.decodeParts(parts, big.length);
+    if (f instanceof FrameError) assert.fail(f.message);
+    assert.ok(f.parts !== null && f.parts.length === 3, 'kept in parts');
+    f.parts.forEach((part, i) => assert.equal(part, parts[i], `part ${i} is the buffer given`));
+    assert.deepEqual([f.sid, f.event, f.metaString, f.size], ['s9', 'ws.big', 'a=b', big.length]);
+    assert.ok(f.data.equals(data));
+    // The header split between the first two parts: joined, the same frame.
+    const split = decoder.decodeParts([big.subarray(0, 12), big.subarray(12)], big.length);
+    if (split instanceof FrameError) assert.fail(split.message);
+    assert.equal(split.parts, null);
+    assert.ok(split.raw.equals(big));
+    // The checks are decode()'s: the size against the prefix, and the limits (recoverable, with the header).
+    const mismatch = decoder.decodeParts(parts, big.length + 1);
+    assert.ok(mismatch instanceof FrameError && mismatch.code === 'datagram_length_mismatch' && mismatch.fatal);
+    const tight = new MessageDecoder({ ...DEFAULT_FRAME_LIMITS, maxData: 100_000 }).decodeParts(parts, big.length);
+    assert.ok(tight instanceof FrameError && tight.code === 'data_too_large' && !tight.fatal);
+    assert.equal(tight.sid, 's9');
+  });
+
   test('adoptEvent takes a known event without decoding only when the bytes are equal', () => {
     const chunk = Buffer.concat([msg('a', 'orders.eu', '', '1'), msg('b', 'orders.us', '', '2'), msg('c', 'orders.eu.x', '', '3'), msg('d', 'orders.eu', '', '4')]);
     const frames = decodeStream([chunk], DEFAULT_FRAME_LIMITS).sink.frames;

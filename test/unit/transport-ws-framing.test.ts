@@ -78,10 +78,27 @@ async function clientPair(t: TestContext, serverOptions: { maxPayload?: number }
   return { port, raw, peer };
 }
 
-async function serverPair(t: TestContext, maxPayload = 1024 * 1024) {
+/** Records large messages delivered as parts too, in one sequence with the whole ones. */
+class PartsRecordingHandler extends RecordingHandler {
+  /** Per message in arrival order: how many parts it came in (1 for connectionOnData). */
+  readonly partCounts: number[] = [];
+
+  override connectionOnData(data: Buffer): void {
+    this.partCounts.push(1);
+    super.connectionOnData(data);
+  }
+
+  connectionOnParts(parts: readonly Buffer[], size: number): void {
+    assert.equal(parts.reduce((n, p) => n + p.length, 0), size, 'the parts add up to the size');
+    this.partCounts.push(parts.length);
+    super.connectionOnData(Buffer.concat(parts));
+  }
+}
+
+async function serverPair(t: TestContext, maxPayload = 1024 * 1024, makeHandler: () => RecordingHandler = () => new RecordingHandler()) {
   const accepted: { connection: Connection; handler: RecordingHandler }[] = [];
   const listener = new WsListener({ host: '127.0.0.1', port: 0, maxPayload }, (connection) => {
-    const handler = new RecordingHandler();
+    const handler = makeHandler();
     connection.start(handler);
     accepted.push({ connection, handler });
   });
@@ -156,6 +173,32 @@ test('ws framing: the server cuts masked binary frames of every size from reads 
   rawSocket(client).write(Buffer.concat(many.map((p) => wsFrame(2, p, { key: Buffer.alloc(4) }))));
   await waitFor(() => handler.chunks.length === payloads.length + many.length, 'the batch');
   assert.deepEqual(handler.chunks.slice(payloads.length), many);
+
+  client.close(1000, 'bye');
+  assert.deepEqual(await handler.closed, { code: 'peer_closed', detail: '1000 bye' });
+  await listener.close();
+});
+
+test('ws framing: a large message over several reads goes to connectionOnParts unjoined and unmasked at every phase', async (t) => {
+  const { listener, client, handler } = await serverPair(t, 1024 * 1024, () => new PartsRecordingHandler());
+  const parts = handler as PartsRecordingHandler;
+  const random = prng(11);
+  // Large ones (64 KiB and more) between small ones; odd sizes so that the parts start at every key phase.
+  const payloads = [70_001, 300, 65_536, 200_003, 1, 131_075].map((n, i) => pattern(n, i + 3));
+  const wire = Buffer.concat(payloads.map((p, i) => wsFrame(2, p, { key: Buffer.from([0x11 * i, 0x5a, 0xa5, 0xff - i]) })));
+  await writeInPieces(rawSocket(client), pieces(wire, random, 7000));
+  await waitFor(() => handler.chunks.length === payloads.length, 'every message', 10_000);
+  assert.deepEqual(handler.chunks, payloads);
+  const counts = parts.partCounts;
+  for (const i of [0, 2, 3, 5]) assert.ok(counts[i]! > 1, `message ${i} (${payloads[i]!.length} B) came in parts: ${counts.join(',')}`);
+  assert.equal(counts[1], 1);
+  assert.equal(counts[4], 1);
+
+  // A large message written at once (one or more reads): the same bytes either way.
+  const whole = pattern(80_000, 99);
+  await writeInPieces(rawSocket(client), [wsFrame(2, whole, { key: Buffer.from([1, 2, 3, 4]) })]);
+  await waitFor(() => handler.chunks.length === payloads.length + 1, 'the whole one', 10_000);
+  assert.deepEqual(handler.chunks.at(-1), whole);
 
   client.close(1000, 'bye');
   assert.deepEqual(await handler.closed, { code: 'peer_closed', detail: '1000 bye' });
