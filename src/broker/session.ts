@@ -4,7 +4,7 @@
  */
 import { Flag, flagLabel } from '../protocol/flags.js';
 import { AlarmCode, CloseCode, PRESSURE_CODE } from '../protocol/codes.js';
-import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame, type FrameSink } from '../protocol/codec.js';
+import { FrameDecoder, MessageDecoder, encodeBare, encodeFrame, sharedMessageDecoder, type FrameSink } from '../protocol/codec.js';
 import { FrameError } from '../protocol/errors.js';
 import { Frame } from '../protocol/frame.js';
 import { metaAppend } from '../protocol/meta.js';
@@ -120,7 +120,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
       this.messageDecoder = null;
     } else {
       this.decoder = null;
-      this.messageDecoder = new MessageDecoder(limits);
+      this.messageDecoder = sharedMessageDecoder(limits);
     }
   }
 

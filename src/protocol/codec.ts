@@ -586,6 +586,22 @@ export class MessageDecoder {
   }
 }
 
+const sharedMessageDecoders = new WeakMap<FrameLimits, MessageDecoder>();
+
+/**
+ * One MessageDecoder per limits object, for every message connection that decodes with those limits: decode()
+ * and decodeParts() keep nothing between calls and run to completion (nothing they call decodes), so sharing
+ * one is safe and saves each idle ws session its decoder and header scanner.
+ */
+export function sharedMessageDecoder(limits: FrameLimits): MessageDecoder {
+  let decoder = sharedMessageDecoders.get(limits);
+  if (decoder === undefined) {
+    decoder = new MessageDecoder(limits);
+    sharedMessageDecoders.set(limits, decoder);
+  }
+  return decoder;
+}
+
 /** One-off form of {@link MessageDecoder.decode}. */
 export function decodeMessage(buf: Buffer, limits: FrameLimits): Frame | FrameError {
   return new MessageDecoder(limits).decode(buf);

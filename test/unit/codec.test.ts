@@ -13,6 +13,7 @@ import {
   encodeFrame,
   encodeHead,
   encodeReheaded,
+  sharedMessageDecoder,
   type FrameSink,
 } from '../../src/protocol/codec.js';
 import { FrameError } from '../../src/protocol/errors.js';
@@ -658,6 +659,24 @@ describe('zero copy and encoders', () => {
     const tight = new MessageDecoder({ ...DEFAULT_FRAME_LIMITS, maxData: 100_000 }).decodeParts(parts, big.length);
     assert.ok(tight instanceof FrameError && tight.code === 'data_too_large' && !tight.fatal);
     assert.equal(tight.sid, 's9');
+  });
+
+  test('sharedMessageDecoder: one per limits object, and decoding for many connections in turn leaks nothing', () => {
+    const limits = { ...DEFAULT_FRAME_LIMITS };
+    const shared = sharedMessageDecoder(limits);
+    assert.equal(sharedMessageDecoder(limits), shared);
+    assert.notEqual(sharedMessageDecoder({ ...limits }), shared, 'other limits, another decoder');
+    // A refused frame (its header read into the scanner) between two good ones of other connections.
+    const a = msg('a1', 'ev.a', 'x=1', 'alpha');
+    const bad = msg('b1', 'e'.repeat(limits.maxEvent + 1), '', 'beta');
+    const c = msg('c1', 'ev.c', '', 'gamma');
+    const first = shared.decode(a);
+    const refused = shared.decode(bad);
+    const third = shared.decode(c);
+    assert.ok(first instanceof Frame && third instanceof Frame);
+    assert.ok(refused instanceof FrameError && refused.code === 'event_too_long');
+    assert.deepEqual([first.sid, first.event, first.metaString, first.data.toString()], ['a1', 'ev.a', 'x=1', 'alpha']);
+    assert.deepEqual([third.sid, third.event, third.metaString, third.data.toString()], ['c1', 'ev.c', '', 'gamma']);
   });
 
   test('adoptEvent takes a known event without decoding only when the bytes are equal', () => {
