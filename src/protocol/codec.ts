@@ -9,10 +9,20 @@
  * than one frame (bounded by maxFrame) plus one input chunk is ever buffered, and a refused frame is skipped
  * without buffering its remaining bytes.
  */
-import { Flag, isKnownFlag } from './flags.js';
-import { EMPTY_BUFFER, Frame, type FrameFields } from './frame.js';
+import { EMPTY_BUFFER, Frame } from './frame.js';
 import { FrameError } from './errors.js';
 import { FRAME_PREFIX_BYTES, MIN_MESSAGE_FRAME_BYTES, type FrameLimits } from './limits.js';
+import {
+  HeaderScanner,
+  SCAN_DONE,
+  SCAN_FAILED,
+  SCAN_MORE,
+  bareFrame,
+  buildFrame,
+  checkFlag,
+  checkLength,
+  withHeader,
+} from './header-scan.js';
 
 /** Receives what the decoder produces. Implemented by the session, so the hot path has no closures. */
 export interface FrameSink {
@@ -27,185 +37,12 @@ export interface FrameSink {
   onBare?(flag: number): boolean;
 }
 
-/** Frames that may be sent as just `len + flag` (8 bytes): the reference sends Ping and Pong that way. */
-function mayBeBare(flag: number): boolean {
-  return flag === Flag.Ping || flag === Flag.Pong || flag === Flag.Close;
-}
-
 /**
  * Frames of at least this size that arrive over several chunks are delivered as those chunks (Frame.parts)
  * instead of being copied into one buffer: a 1 MiB payload forwarded through the broker is then never copied
  * by it (bench S5), and no fresh megabyte is page-faulted in per frame.
  */
 export const PARTS_MIN_BYTES = 64 * 1024;
-
-const SCAN_MORE = 0;
-const SCAN_DONE = 1;
-const SCAN_FAILED = -1;
-
-/**
- * Incremental scanner of a frame's three header fields. One instance per decoder; the contiguous and the
- * chunked paths both run through {@link HeaderScanner.scan}, which is what makes them agree byte for byte.
- */
-class HeaderScanner {
-  /** 0 sid, 1 event, 2 meta, 3 done. */
-  field = 0;
-  /** Frame offset where the current field starts. */
-  fieldStart = FRAME_PREFIX_BYTES;
-  /** Frame offset of the next byte to scan. */
-  pos = FRAME_PREFIX_BYTES;
-  prevZero = false;
-  /**
-   * Frame offsets of the separators that end sid, event and meta. Three fields rather than an array: a
-   * plain `[0, 0, 0]` could change elements kind while a connection lives, and the next connection's
-   * scanner then deoptimized the decoder ("wrong map", seen when the bench's second set of clients
-   * connected); fields also take less memory per connection than a typed array.
-   */
-  sidEnd = 0;
-  eventEnd = 0;
-  metaEnd = 0;
-  error: FrameError | null = null;
-
-  constructor(private readonly limits: FrameLimits) {}
-
-  reset(): void {
-    this.field = 0;
-    this.fieldStart = FRAME_PREFIX_BYTES;
-    this.pos = FRAME_PREFIX_BYTES;
-    this.prevZero = false;
-    this.error = null;
-  }
-
-  private setEnd(field: number, offset: number): void {
-    if (field === 0) this.sidEnd = offset;
-    else if (field === 1) this.eventEnd = offset;
-    else this.metaEnd = offset;
-  }
-
-  private limitOf(field: number): number {
-    return field === 0 ? this.limits.maxSid : field === 1 ? this.limits.maxEvent : this.limits.maxMeta;
-  }
-
-  /**
-   * Scans `buf[start, end)`, which holds frame offsets `[this.pos, this.pos + end - start)`, stopping at
-   * `frameLen`. Returns SCAN_DONE once all three separators are found, SCAN_FAILED with `error` set when a
-   * field outgrows its limit or the frame ends first, SCAN_MORE when it needs more bytes.
-   */
-  scan(buf: Buffer, start: number, end: number, frameLen: number): number {
-    let pos = this.pos;
-    let field = this.field;
-    let fieldStart = this.fieldStart;
-    let prevZero = this.prevZero;
-    let limit = this.limitOf(field);
-    for (let i = start; i < end && pos < frameLen; i++, pos++) {
-      const b = buf[i];
-      if (b === 0x0a && prevZero) {
-        this.setEnd(field, pos - 1);
-        field++;
-        fieldStart = pos + 1;
-        prevZero = false;
-        if (field === 3) {
-          this.field = 3;
-          this.pos = pos + 1;
-          return SCAN_DONE;
-        }
-        limit = this.limitOf(field);
-        continue;
-      }
-      prevZero = b === 0;
-      // A zero may open the separator, so it does not count towards the field's length yet.
-      const length = prevZero ? pos - fieldStart : pos - fieldStart + 1;
-      if (length > limit) {
-        this.pos = pos;
-        this.field = field;
-        this.fail(field === 0 ? 'sid_too_long' : field === 1 ? 'event_too_long' : 'meta_too_long', field, limit);
-        return SCAN_FAILED;
-      }
-    }
-    this.pos = pos;
-    this.field = field;
-    this.fieldStart = fieldStart;
-    this.prevZero = prevZero;
-    if (pos >= frameLen) {
-      this.error = new FrameError('frame_malformed', 'frame ends before its sid, event and meta separators', true);
-      return SCAN_FAILED;
-    }
-    return SCAN_MORE;
-  }
-
-  /**
-   * Fast path for a frame held whole in `buf[base, base + frameLen)`: finds each separator with the native
-   * indexOf. Returns false, with nothing changed, when a field is not cleanly within its limit; the byte
-   * scanner then decides, so both paths give the same result for any input. The separator offsets are relative
-   * to `base`.
-   */
-  scanWhole(buf: Buffer, base: number, frameLen: number): boolean {
-    let pos = FRAME_PREFIX_BYTES;
-    for (let field = 0; field < 3; field++) {
-      // The separator must start at pos + limit at the latest, so its 0A lies before `bound`.
-      const bound = Math.min(frameLen, pos + this.limitOf(field) + 2);
-      let j = pos;
-      for (;;) {
-        // Bytes past the frame's end may be the next frame's: any hit at or past `bound` is refused.
-        const hit = buf.indexOf(0x0a, base + j);
-        if (hit === -1) return false;
-        j = hit - base;
-        if (j >= bound) return false;
-        if (j > pos && buf[hit - 1] === 0) break;
-        j++;
-      }
-      this.setEnd(field, j - 1);
-      pos = j + 1;
-    }
-    this.field = 3;
-    this.pos = pos;
-    return true;
-  }
-
-  private fail(code: 'sid_too_long' | 'event_too_long' | 'meta_too_long', field: number, limit: number): void {
-    const what = field === 0 ? 'sid' : field === 1 ? 'event' : 'meta';
-    // Without a sid nothing can be answered, so an over-long sid is fatal; the others skip the frame.
-    this.error = new FrameError(code, `${what} longer than ${limit} bytes`, field === 0);
-  }
-}
-
-/** Checks the length prefix; returns an error or null. */
-function checkLength(len: number, limits: FrameLimits): FrameError | null {
-  if (len < FRAME_PREFIX_BYTES || (len > FRAME_PREFIX_BYTES && len < MIN_MESSAGE_FRAME_BYTES)) {
-    return new FrameError('frame_length_invalid', `invalid frame length ${len}`, true);
-  }
-  if (len > limits.maxFrame) {
-    return new FrameError('frame_too_large', `frame of ${len} bytes exceeds the limit of ${limits.maxFrame}`, true);
-  }
-  return null;
-}
-
-function checkFlag(flag: number, len: number): FrameError | null {
-  if (!isKnownFlag(flag)) return new FrameError('flag_unknown', `unknown frame flag ${flag}`, true, flag);
-  if (len === FRAME_PREFIX_BYTES && !mayBeBare(flag)) {
-    return new FrameError('frame_length_invalid', `flag ${flag} needs a message, got an 8-byte frame`, true, flag);
-  }
-  return null;
-}
-
-/** Builds the Frame for a complete, scanned frame held in `buf[start, start + len)`. */
-function buildFrame(buf: Buffer, start: number, len: number, flag: number, scanner: HeaderScanner): Frame {
-  return new Frame(flag, buf, start, len, scanner.sidEnd, scanner.eventEnd, scanner.metaEnd);
-}
-
-function bareFrame(buf: Buffer, start: number, flag: number): Frame {
-  return new Frame(flag, buf, start, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES, FRAME_PREFIX_BYTES);
-}
-
-/** Decodes what a refused frame's header held (for the Alarm that answers it); `buf` starts at the frame. */
-function withHeader(error: FrameError, buf: Buffer, flag: number, scanner: HeaderScanner): FrameError {
-  const avail = buf.length;
-  const text = (from: number, to: number): string => (from < to && to <= avail ? buf.toString('utf8', from, to) : '');
-  const sid = scanner.field > 0 ? text(FRAME_PREFIX_BYTES, scanner.sidEnd) : '';
-  const event = scanner.field > 1 ? text(scanner.sidEnd + 2, scanner.eventEnd) : '';
-  const meta = scanner.field > 2 ? text(scanner.eventEnd + 2, scanner.metaEnd) : '';
-  return new FrameError(error.code, error.message, error.fatal, flag, sid, event, meta);
-}
 
 /**
  * Stream decoder (tcp). Feed it chunks with {@link FrameDecoder.push}; frames and errors go to the sink.
@@ -607,126 +444,5 @@ export function decodeMessage(buf: Buffer, limits: FrameLimits): Frame | FrameEr
   return new MessageDecoder(limits).decode(buf);
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Encoding
-
-function toBuffer(data: Buffer | Uint8Array | string | undefined): Buffer {
-  if (data === undefined) return EMPTY_BUFFER;
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  if (Buffer.isBuffer(data)) return data;
-  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/**
- * Encodes everything of a frame but its data: prefix, sid, event, meta and the three separators, sized for
- * `dataLength` bytes of data to follow. Callers write `[head, data]` so the data is never copied.
- */
-export function encodeHead(flag: number, sid: string, event: string, meta: string, dataLength: number): Buffer {
-  const sidLen = Buffer.byteLength(sid);
-  const eventLen = Buffer.byteLength(event);
-  const metaLen = Buffer.byteLength(meta);
-  const headLen = FRAME_PREFIX_BYTES + sidLen + eventLen + metaLen + 6;
-  const head = Buffer.allocUnsafe(headLen);
-  writeHeadInto(head, flag, headLen + dataLength, sid, sidLen, event, eventLen, meta, metaLen);
-  return head;
-}
-
-function writeHeadInto(
-  buf: Buffer,
-  flag: number,
-  total: number,
-  sid: string,
-  sidLen: number,
-  event: string,
-  eventLen: number,
-  meta: string,
-  metaLen: number,
-): number {
-  buf.writeInt32BE(total, 0);
-  buf.writeInt32BE(flag, 4);
-  let o = FRAME_PREFIX_BYTES;
-  if (sidLen > 0) buf.write(sid, o, sidLen, 'utf8');
-  o += sidLen;
-  buf[o++] = 0;
-  buf[o++] = 0x0a;
-  if (eventLen > 0) buf.write(event, o, eventLen, 'utf8');
-  o += eventLen;
-  buf[o++] = 0;
-  buf[o++] = 0x0a;
-  if (metaLen > 0) buf.write(meta, o, metaLen, 'utf8');
-  o += metaLen;
-  buf[o++] = 0;
-  buf[o++] = 0x0a;
-  return o;
-}
-
-/** Encodes a frame into one buffer (the data is copied: meant for small frames the broker makes itself). */
-export function encodeFrame(fields: FrameFields): Buffer {
-  const data = toBuffer(fields.data);
-  const sid = fields.sid ?? '';
-  const event = fields.event ?? '';
-  const meta = fields.meta ?? '';
-  const sidLen = Buffer.byteLength(sid);
-  const eventLen = Buffer.byteLength(event);
-  const metaLen = Buffer.byteLength(meta);
-  const total = FRAME_PREFIX_BYTES + sidLen + eventLen + metaLen + 6 + data.length;
-  const buf = Buffer.allocUnsafe(total);
-  const o = writeHeadInto(buf, fields.flag, total, sid, sidLen, event, eventLen, meta, metaLen);
-  if (data.length > 0) data.copy(buf, o);
-  return buf;
-}
-
-/** The 8-byte frame the reference uses for Ping and Pong. */
-export function encodeBare(flag: number): Buffer {
-  const buf = Buffer.allocUnsafe(FRAME_PREFIX_BYTES);
-  buf.writeInt32BE(FRAME_PREFIX_BYTES, 0);
-  buf.writeInt32BE(flag, 4);
-  return buf;
-}
-
-/**
- * Re-heads a decoded frame with another flag and sid, keeping its event, meta and data bytes untouched
- * (spec §5: forwarded streams get a fresh sid per hop). Returns the new head; the caller writes
- * `[head, bodyAfterSid(frame)]`.
- * Precondition: the frame has a message (not an 8-byte frame).
- */
-export function encodeReheaded(frame: Frame, flag: number, sid: string): Buffer {
-  const sidLen = Buffer.byteLength(sid);
-  const head = Buffer.allocUnsafe(reheadedLength(sidLen));
-  writeReheaded(head, 0, frame, flag, sid, sidLen);
-  return head;
-}
-
-/** Length of {@link encodeReheaded}'s head for a sid of `sidBytes` UTF-8 bytes. */
-export function reheadedLength(sidBytes: number): number {
-  return FRAME_PREFIX_BYTES + sidBytes + 2;
-}
-
-/**
- * Writes {@link encodeReheaded}'s head into `target` at `offset` (for heads kept in a slab); returns where
- * it ends. Precondition: `target` has reheadedLength(sidBytes) bytes free at `offset`; `sidBytes` is the
- * UTF-8 length of `sid`.
- */
-export function writeReheaded(target: Buffer, offset: number, frame: Frame, flag: number, sid: string, sidBytes: number): number {
-  const end = writeReheadedFrame(target, offset, frame, flag, sidBytes);
-  if (sidBytes > 0) target.write(sid, offset + FRAME_PREFIX_BYTES, sidBytes, 'utf8');
-  return end;
-}
-
-/**
- * As {@link writeReheaded} without the sid: writes the length, the flag and the separator after a sid of
- * `sidBytes` bytes, which the caller writes at `offset + 8`. Returns where the head ends.
- */
-export function writeReheadedFrame(target: Buffer, offset: number, frame: Frame, flag: number, sidBytes: number): number {
-  const end = offset + reheadedLength(sidBytes);
-  target.writeInt32BE(end - offset + frame.size - frame.eventOffset, offset);
-  target.writeInt32BE(flag, offset + 4);
-  target[end - 2] = 0;
-  target[end - 1] = 0x0a;
-  return end;
-}
-
-/** The body that follows {@link encodeReheaded}'s head. */
-export function bodyAfterSid(frame: Frame): Buffer {
-  return frame.bodySource.subarray(frame.bodyStart, frame.bodyEnd);
-}
+// The encoders live in encode.ts; re-exported so that codec.ts stays the one entry for frames.
+export { encodeHead, encodeFrame, encodeBare, encodeReheaded, reheadedLength, writeReheaded, writeReheadedFrame, bodyAfterSid } from './encode.js';
