@@ -16,6 +16,7 @@ import { ExpiryTimer } from './auth/expiry.js';
 import { TokenPermissions } from './auth/identity.js';
 import { refreshSessionToken } from './auth/refresh.js';
 import { isValidSessionName } from './at-address.js';
+import { PendingAdmission, grantedName } from './admission.js';
 import { encodeClose, fitClose } from './close-fit.js';
 import type { AtRouteCache } from './at-route-cache.js';
 import type { FragmentRoute } from './fragment-route.js';
@@ -70,9 +71,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
   namespace: Namespace | null = null;
   /** True while a `$auth` of this session is being checked (auth/refresh.ts). */
   authChecking = false;
-  /** Frames received while an asynchronous admission (JWT, connect hook) is pending; null otherwise. */
-  private heldFrames: Frame[] | null = null;
-  private heldBytes = 0;
+  /** The Connect and the frames after it while an asynchronous admission (JWT, connect hook) is pending. */
+  private pending: PendingAdmission | null = null;
   /** Ends the session when its identity expires; null for sessions without an expiry (auth/expiry.ts). */
   private expiry: ExpiryTimer | null = null;
   /** This sender's remembered `@` route (Router), made on its first `@` frame; null until then. */
@@ -344,7 +344,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
       }
     }
     if (this.state === SessionState.AwaitConnect) {
-      if (this.heldFrames !== null) this.hold(frame);
+      if (this.pending !== null) this.hold(this.pending, frame);
       else if (frame.flag === Flag.Connect) this.handshake(frame);
       else this.protocolError('first_frame_not_connect', `first frame must be Connect, got ${flagLabel(frame.flag)}`);
     }
@@ -375,7 +375,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     }
     const admitted = this.ctx.access.authenticate(params, this.connection.remoteAddress, this.connection.transport);
     if (admitted instanceof Promise) {
-      this.awaitAdmission(frame, name, admitted);
+      this.awaitAdmission(new PendingAdmission(frame, name), admitted);
       return;
     }
     this.admit(frame, name, admitted);
@@ -386,42 +386,36 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
    * handshake, other sessions go on, and the frames that come meanwhile are kept, in order, up to the
    * policy's bound (docs/security.md). The handshake timeout still applies.
    */
-  private awaitAdmission(frame: Frame, name: string, pending: Promise<Permissions | HandshakeRefusal>): void {
-    this.heldFrames = [];
-    pending.then(
-      (admitted) => this.admissionDecided(frame, name, admitted),
-      () => this.admissionDecided(frame, name, { code: 'auth_error', text: 'The access check failed' }),
+  private awaitAdmission(pending: PendingAdmission, decision: Promise<Permissions | HandshakeRefusal>): void {
+    this.pending = pending;
+    decision.then(
+      (admitted) => this.admissionDecided(pending, admitted),
+      () => this.admissionDecided(pending, { code: 'auth_error', text: 'The access check failed' }),
     );
   }
 
-  private admissionDecided(frame: Frame, name: string, admitted: Permissions | HandshakeRefusal): void {
-    const held = this.heldFrames;
-    this.heldFrames = null;
+  private admissionDecided(pending: PendingAdmission, admitted: Permissions | HandshakeRefusal): void {
+    this.pending = null;
     // Closed meanwhile (handshake timeout, the peer gone, too many frames): nothing to admit.
     if (this.state !== SessionState.AwaitConnect) return;
-    this.admit(frame, name, admitted);
-    if (held === null) return;
-    for (const f of held) {
+    this.admit(pending.connect, pending.requested, admitted);
+    for (const f of pending.frames) {
       if ((this.state as SessionState) !== SessionState.Open) return;
       this.dispatch(f);
     }
   }
 
-  private hold(frame: Frame): void {
+  private hold(pending: PendingAdmission, frame: Frame): void {
     if (frame.flag === Flag.Close) {
       // The client gave up waiting (udp has no connection to drop): end now, the admission is dropped.
       this.close('client_close', null, `client sent Close ${frame.meta('code') ?? ''} while its admission was pending`.trim());
       return;
     }
-    const held = this.heldFrames!;
     const max = this.ctx.access.pendingFramesMax ?? 16;
     const maxBytes = this.ctx.access.pendingBytesMax ?? 65_536;
-    this.heldBytes += frame.size;
-    if (held.length >= max || this.heldBytes > maxBytes) {
+    if (!pending.hold(frame, max, maxBytes)) {
       this.protocolError('too_many_frames_before_connack', `more than ${max} frames or ${maxBytes} bytes sent before the Connack`);
-      return;
     }
-    held.push(frame);
   }
 
   private admit(frame: Frame, requested: string, admitted: Permissions | HandshakeRefusal): void {
@@ -429,15 +423,9 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
       this.refuse(admitted.code, admitted.text);
       return;
     }
-    // A name the application assigned (connect hook) replaces the requested one and needs no claim rule.
-    const assigned = admitted instanceof TokenPermissions ? admitted.assignedName : '';
-    const name = assigned.length > 0 ? assigned : requested;
-    if (assigned.length > 0 && !isValidSessionName(assigned)) {
-      this.refuse('invalid_name', `The name '${assigned}' the connect hook assigned is not valid`);
-      return;
-    }
-    if (assigned.length === 0 && name.length > 0 && !admitted.canClaim(name)) {
-      this.refuse('name_forbidden', `User '${admitted.user}' may not claim the name '${name}'`);
+    const name = grantedName(requested, admitted);
+    if (typeof name !== 'string') {
+      this.refuse(name.code, name.text);
       return;
     }
     // The Connect's URL (event, else data; spec §3) names the namespace by its path.
@@ -679,7 +667,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     const wasOpen = this.state === SessionState.Open;
     this.state = SessionState.Closed;
     this.closeReason = reason;
-    this.heldFrames = null;
+    this.pending = null;
     this.expiry?.cancel();
     this.decoder?.stop();
     this.ctx.deadlines.cancel(this);
