@@ -257,6 +257,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
       for (const part of parts) this.connectionOnData(part);
       return;
     }
+    if (!this.ctx.settings.largeMessageParts) {
+      this.connectionOnData(Buffer.concat(parts, size));
+      return;
+    }
     this.lastSeen = Date.now();
     this.ctx.stats.bytesIn += size;
     const result = this.messageDecoder!.decodeParts(parts, size);

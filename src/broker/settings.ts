@@ -75,6 +75,11 @@ export interface BrokerSettings {
    * checking the meta again. Off: every frame's meta is decoded and checked.
    */
   atRouteCache: boolean;
+  /**
+   * Fast path (principle 8): a large ws message (64 KiB and more) that arrived over several reads is decoded
+   * and forwarded as those reads (Frame.parts), never joined into one buffer. Off: the parts are joined first.
+   */
+  largeMessageParts: boolean;
 }
 
 export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
@@ -100,6 +105,7 @@ export const DEFAULT_SETTINGS: Readonly<BrokerSettings> = Object.freeze({
   preHandshakeLog: DEFAULT_PRE_HANDSHAKE_LOG,
   bareControlFrames: true,
   atRouteCache: true,
+  largeMessageParts: true,
 });
 
 /** Defaults overlaid with the given values (one level deep for `limits` and `outbound`). */

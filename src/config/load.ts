@@ -134,5 +134,6 @@ export function settingsFromConfig(config: BrokerConfig): BrokerSettings {
     preHandshakeLog: { intervalMs: config.log.preHandshake.intervalMs, warnPerSecond: config.log.preHandshake.warnPerSecond },
     bareControlFrames: config.fastPaths.bareControlFrames,
     atRouteCache: config.fastPaths.atRouteCache,
+    largeMessageParts: config.fastPaths.largeMessageParts,
   });
 }

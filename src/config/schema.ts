@@ -134,7 +134,7 @@ export interface BrokerConfig {
     memoryLowWaterBytes: number;
   };
   access: AccessSection;
-  fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number; bareControlFrames: boolean; atRouteCache: boolean };
+  fastPaths: { forwardMessageBytes: boolean; matchCacheSize: number; bareControlFrames: boolean; atRouteCache: boolean; largeMessageParts: boolean };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
     pretty: boolean;
@@ -234,7 +234,7 @@ export const DEFAULT_CONFIG: Readonly<BrokerConfig> = Object.freeze<BrokerConfig
     maxFramesWhileAdmitting: 16,
     maxBytesWhileAdmitting: 65_536,
   },
-  fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096, bareControlFrames: DEFAULT_SETTINGS.bareControlFrames, atRouteCache: DEFAULT_SETTINGS.atRouteCache },
+  fastPaths: { forwardMessageBytes: DEFAULT_SETTINGS.forwardMessageBytes, matchCacheSize: 4096, bareControlFrames: DEFAULT_SETTINGS.bareControlFrames, atRouteCache: DEFAULT_SETTINGS.atRouteCache, largeMessageParts: DEFAULT_SETTINGS.largeMessageParts },
   log: { level: 'info', pretty: false, preHandshake: { ...DEFAULT_SETTINGS.preHandshakeLog } },
   shutdown: { drainMs: 5_000 },
   namespaces: { fromPath: true, declared: [], requireDeclared: false, maxNamespaces: 10_000 },
@@ -309,7 +309,7 @@ export const SCHEMA: Record<string, Record<string, Rule | Record<string, Rule>>>
     memoryBudgetBytes: positive(64 * 1024 * 1024 * 1024),
     memoryLowWaterBytes: positive(64 * 1024 * 1024 * 1024),
   },
-  fastPaths: { forwardMessageBytes: { kind: 'bool' }, matchCacheSize: { kind: 'int', min: 0, max: 10_000_000 }, bareControlFrames: { kind: 'bool' }, atRouteCache: { kind: 'bool' } },
+  fastPaths: { forwardMessageBytes: { kind: 'bool' }, matchCacheSize: { kind: 'int', min: 0, max: 10_000_000 }, bareControlFrames: { kind: 'bool' }, atRouteCache: { kind: 'bool' }, largeMessageParts: { kind: 'bool' } },
   log: {
     level: { kind: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     pretty: { kind: 'bool' },
