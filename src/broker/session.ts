@@ -17,6 +17,7 @@ import { TokenPermissions } from './auth/identity.js';
 import { refreshSessionToken } from './auth/refresh.js';
 import { isValidSessionName } from './at-address.js';
 import { PendingAdmission, grantedName } from './admission.js';
+import { leaveFlow, pauseFeeder, releaseFeeders, type FlowParty } from './flow-pairs.js';
 import { encodeClose, fitClose } from './close-fit.js';
 import type { AtRouteCache } from './at-route-cache.js';
 import type { FragmentRoute } from './fragment-route.js';
@@ -41,7 +42,7 @@ export const PROTOCOL_META = 'Socket.D=1.0';
 /** Before the handshake nothing is routed, so the placeholder's rules are never consulted. */
 const NO_PERMISSIONS = new Permissions('', ALL_PERMISSIONS);
 
-export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Expirable {
+export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Expirable, FlowParty {
   state = SessionState.AwaitConnect;
   /** The `@` name claimed in the handshake ('' when none). */
   name = '';
@@ -93,10 +94,10 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
   private fragmentsMap: Map<string, FragmentRoute> | null = null;
   readonly outbound: OutboundQueue;
 
-  /** Sessions whose congested queues this one fed: it stays paused until all have drained (spec §7). */
-  private pausedOn: Set<Session> | null = null;
-  /** Sessions paused because they fed this one's congested queue. */
-  private feeders: Set<Session> | null = null;
+  /** Sessions whose congested queues this one fed: it stays paused until all have drained (flow-pairs.ts). */
+  pausedOn: Set<FlowParty> | null = null;
+  /** Sessions paused because they fed this one's congested queue (flow-pairs.ts). */
+  feeders: Set<FlowParty> | null = null;
   /** Frames-per-second limit (spec §8), null when off. */
   private frameBucket: TokenBucket | null = null;
   /** True while the broker-wide memory budget holds every reader (spec §7). */
@@ -270,7 +271,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
 
   connectionOnDrain(): void {
     this.outbound.drained();
-    this.releaseFeeders();
+    releaseFeeders(this);
   }
 
   connectionOnInvalid(code: string, detail: string): void {
@@ -530,10 +531,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
   private delivered(sender: Session | null): void {
     this.ctx.stats.deliveries++;
     // Created on first congestion: most sessions never need it (memory per idle connection, bench S4).
-    if (this.outbound.congested && sender !== null && sender !== this && !(this.feeders ??= new Set()).has(sender)) {
-      this.feeders.add(sender);
-      sender.pauseFor(this);
-    }
+    if (this.outbound.congested && sender !== null && sender !== this && pauseFeeder(sender, this)) sender.sendPressure(this);
   }
 
   /**
@@ -583,12 +581,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
 
   // ----- flow control (spec §7) --------------------------------------------------------------------------
 
-  /** Stops reading from this session until `target` drains; tells it with Pressure once per episode. */
-  private pauseFor(target: Session): void {
-    const pausedOn = (this.pausedOn ??= new Set());
-    if (pausedOn.has(target)) return;
-    pausedOn.add(target);
-    this.updateReading();
+  /** This session was just paused on `target` (flow-pairs.ts): tells it with Pressure, once per episode. */
+  private sendPressure(target: Session): void {
     this.ctx.stats.pressureSent++;
     this.sendControl(encodeFrame({
       flag: Flag.Pressure,
@@ -597,8 +591,8 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     }));
   }
 
-  private resumeFrom(target: Session): void {
-    if (this.pausedOn === null || !this.pausedOn.delete(target)) return;
+  /** Its pauses on congested targets changed (flow-pairs.ts). */
+  flowChanged(): void {
     this.updateReading();
   }
 
@@ -621,12 +615,6 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
       this.lastSeen = Date.now();
       this.connection.resume();
     }
-  }
-
-  private releaseFeeders(): void {
-    if (this.feeders === null || this.feeders.size === 0) return;
-    for (const feeder of this.feeders) feeder.resumeFrom(this);
-    this.feeders.clear();
   }
 
   outboundOnOverflow(queuedBytes: number): void {
@@ -675,11 +663,7 @@ export class Session implements ConnectionHandler, FrameSink, OutboundOwner, Exp
     this.expiry?.cancel();
     this.decoder?.stop();
     this.ctx.deadlines.cancel(this);
-    this.releaseFeeders();
-    if (this.pausedOn !== null) {
-      for (const target of this.pausedOn) target.feeders?.delete(this);
-      this.pausedOn.clear();
-    }
+    leaveFlow(this);
     // Closed while paused: no longer a paused reader (the connection is ending; resuming it would be moot).
     if (this.readingStopped) {
       this.readingStopped = false;
