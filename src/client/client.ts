@@ -15,9 +15,8 @@
 import { Flag } from '../protocol/flags.js';
 import type { Frame } from '../protocol/frame.js';
 import type { FrameError } from '../protocol/errors.js';
-import { encodeBare, encodeFrame } from '../protocol/codec.js';
-import { CloseCode } from '../protocol/codes.js';
-import type { TransportCloseCode } from '../transport/connection.js';
+import { encodeBare } from '../protocol/codec.js';
+import type { Connection, TransportCloseCode } from '../transport/connection.js';
 import type { Dialer } from './dialer.js';
 import { TokenKeeper } from './token.js';
 import { SocketdError } from './errors.js';
@@ -46,58 +45,20 @@ import {
 import { PendingTable, ReplyStream, alarmError, type Pending } from './pending.js';
 import { LocalSubscription, SubscriptionTable, subMeta, subscriptionKey } from './subscriptions.js';
 import { Dispatcher } from './dispatch.js';
-import { Link, endLink, type Handshake, type LinkOwner } from './link.js';
-
-// The public types of the options and of the parts moved beside this file, as client.ts exported them.
-export type {
-  ClientOptions,
-  ClientState,
-  MessageHandler,
-  PresenceHandler,
-  ReconnectOptions,
-  RequestOptions,
-  SendOptions,
-  StreamOptions,
-  SubscribeOptions,
-  Subscription,
-} from './options.js';
-export { ReplyStream } from './pending.js';
-export { HANDLER_FAILED_ALARM } from './dispatch.js';
+import { Heartbeat } from './heartbeat.js';
+import { PressureGate } from './pressure.js';
+import { Backoff } from './reconnect.js';
+import { Link, type LinkOwner } from './link.js';
+import { Handshake, type HandshakeOwner } from './handshake.js';
 
 // ----- constants -----------------------------------------------------------------------------------------
 
-const PING = encodeBare(Flag.Ping);
 const PONG = encodeBare(Flag.Pong);
-// The final close, as the reference's session.close() (fixture f1: code=1001). Code 1000 would only announce
-// a close ("closing starting"), which the broker answers by routing nothing new to the session.
-const CLOSE = encodeFrame({ flag: Flag.Close, meta: `code=${CloseCode.ProtocolClose}` });
 const EMPTY = Buffer.alloc(0);
-
-/** Node timers can be unref'd (they must not keep a process alive); browser timers are plain numbers. */
-function unrefTimer(timer: NodeJS.Timeout | null): void {
-  if (timer !== null && typeof timer === 'object' && typeof timer.unref === 'function') timer.unref();
-}
-
-function handshakeOnTimeout(client: Client, hs: Handshake): void {
-  hs.timer = null;
-  client._failHandshake(hs, new SocketdError('connect_timeout', `No Connack within ${client._connectTimeout} ms`));
-}
-
-function heartbeatTick(client: Client): void {
-  client._heartbeat();
-}
-
-function reconnectTick(client: Client): void {
-  void client._reconnectNow();
-}
-
-function pressureOff(client: Client): void {
-  client._pressureOff();
-}
 
 // ----- the client ----------------------------------------------------------------------------------------
 
-export class Client implements Responder, LinkOwner {
+export class Client implements Responder, LinkOwner, HandshakeOwner {
   /** Life events: disconnect, reconnecting, reconnect, error, alarm, pressure, close. */
   readonly events = new ClientEvents();
   /** The parsed url (transport, host, port) and the Connect url (without `sd:`). */
@@ -116,19 +77,16 @@ export class Client implements Responder, LinkOwner {
   /** Incoming Message/Request/Subscribe frames to the handlers. */
   private readonly dispatcher: Dispatcher;
 
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private reconnectAttempts = 0;
-  private pressureTimer: NodeJS.Timeout | null = null;
-  private pressuredValue = false;
-  private drainWaiters: (() => void)[] = [];
+  private readonly heartbeat: Heartbeat;
+  private readonly backoff: Backoff;
+  /** Pressure from the broker and the callers waiting for it to pass. */
+  private readonly pressure: PressureGate;
   private closePromise: Promise<void> | null = null;
 
   /** The options with their defaults (options.ts). */
   private readonly opts: ClientSettings;
   /** The token option: fresh tokens for each connection and before expiry (token.ts). */
   private readonly tokens: TokenKeeper;
-  /** @internal */ readonly _connectTimeout: number;
 
   /**
    * Use {@link connect}. `dialer` opens the transport: the Node entry passes its tcp/tcps/udp/ws/wss dialer,
@@ -137,7 +95,9 @@ export class Client implements Responder, LinkOwner {
   constructor(url: string, options: ClientOptions, private readonly dialer: Dialer) {
     this.target = parseClientUrl(url, options.name);
     this.opts = resolveOptions(options);
-    this._connectTimeout = this.opts.connectTimeout;
+    this.heartbeat = new Heartbeat(this, this.opts.heartbeatInterval, this.clock);
+    this.backoff = new Backoff(this, this.opts.reconnect);
+    this.pressure = new PressureGate(this, this.opts.pressureHold);
     this.dispatcher = new Dispatcher(this, this.events, this.subs, options.onDirect ?? null);
     this.tokens = new TokenKeeper(options.token, this.opts.tokenRefreshMargin, {
       isConnected: () => this.connected,
@@ -164,7 +124,7 @@ export class Client implements Responder, LinkOwner {
 
   /** True for a short while (`pressureHold`) after the broker sent Pressure, or while the socket buffer drains. */
   get pressured(): boolean {
-    return this.pressuredValue || (this.link !== null && this.link.writer.full);
+    return this.pressure.held || (this.link !== null && this.link.writer.full);
   }
 
   /** Requests and streams waiting for an answer (for leak checks and metrics). */
@@ -180,7 +140,7 @@ export class Client implements Responder, LinkOwner {
   /** Resolves once not pressured (at once when not). Also resolves when the client closes. */
   waitForDrain(): Promise<void> {
     if (!this.pressured || this.stateValue === 'closed') return Promise.resolve();
-    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    return this.pressure.wait();
   }
 
   // ----- sending -----------------------------------------------------------------------------------------
@@ -324,20 +284,9 @@ export class Client implements Responder, LinkOwner {
     this.link = null;
     if (link !== null) {
       links.push(link);
-      if (!link.isClosed) {
-        link.writer.raw(CLOSE);
-        if (link.connection.transport === 'udp') {
-          // udp sends at once but closing the socket in the same tick could cancel the datagram.
-          setImmediate(endLink, link);
-        } else {
-          link.writer.end('client closed');
-        }
-      }
+      link.sendClose();
     }
-    const waits = links.filter((l) => !l.isClosed).map((l) => new Promise<void>((resolve) => {
-      l.onClosed = resolve;
-    }));
-    this.closePromise = Promise.all(waits).then(() => {
+    this.closePromise = Promise.all(links.map((l) => l.whenClosed())).then(() => {
       this.events.emit('close');
     });
     return this.closePromise;
@@ -371,54 +320,35 @@ export class Client implements Responder, LinkOwner {
 
   private dialLink(connectMeta: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const hs: Handshake = { sid: this.sids.takeText(), resolve, reject, timer: null, dial: null, link: null };
+      const hs = new Handshake(this, this.sids.takeText(), resolve, reject);
       this.handshake = hs;
-      hs.timer = setTimeout(handshakeOnTimeout, this._connectTimeout, this, hs);
-      hs.dial = this.dialer(this.target, { tls: this.opts.tls, maxDatagram: this.opts.maxDatagram, maxPayload: this.opts.limits.maxFrame });
-      hs.dial.promise.then(
-        (connection) => {
-          if (this.handshake !== hs) {
-            connection.destroy('handshake abandoned');
-            return;
-          }
-          const link = new Link(this, connection, this.opts.limits, this.sids, this.opts.maxOutboundBytes, this.clock);
-          hs.link = link;
-          connection.start(link);
-          const url = this.target.connectUrl;
-          link.writer.raw(encodeFrame({ flag: Flag.Connect, sid: hs.sid, event: url, meta: connectMeta, data: url }));
-        },
-        (error: SocketdError) => this._failHandshake(hs, error),
-      );
+      const { tls, maxDatagram, limits } = this.opts;
+      hs.start(this.dialer, this.target, { tls, maxDatagram, maxPayload: limits.maxFrame }, this.opts.connectTimeout, connectMeta);
     });
   }
 
-  /** @internal */
-  _failHandshake(hs: Handshake, error: SocketdError): void {
-    if (this.handshake !== hs) return;
-    this.handshake = null;
-    if (hs.timer !== null) clearTimeout(hs.timer);
-    hs.dial?.cancel(error.message);
-    if (hs.link !== null && !hs.link.isClosed) hs.link.connection.destroy(error.message);
-    hs.reject(error);
+  /** @internal HandshakeOwner */
+  _newLink(connection: Connection): Link {
+    return new Link(this, connection, this.opts.limits, this.sids, this.opts.maxOutboundBytes, this.clock);
   }
 
-  private completeHandshake(hs: Handshake): void {
-    this.handshake = null;
-    if (hs.timer !== null) clearTimeout(hs.timer);
-    this.link = hs.link;
+  /** @internal HandshakeOwner */
+  _handshakeEnded(hs: Handshake): void {
+    if (this.handshake === hs) this.handshake = null;
+  }
+
+  /** @internal HandshakeOwner: the Connack arrived. */
+  _handshakeDone(_hs: Handshake, link: Link): void {
+    this.link = link;
     this.generation++;
     this.stateValue = 'open';
-    hs.link!.lastReceived = this.clock.now();
-    if (this.opts.heartbeatInterval > 0 && this.heartbeatTimer === null) {
-      this.heartbeatTimer = setInterval(heartbeatTick, this.opts.heartbeatInterval, this);
-      unrefTimer(this.heartbeatTimer);
-    }
-    hs.resolve();
+    link.lastReceived = this.clock.now();
+    this.heartbeat.start();
   }
 
   /** @internal */
   async _reconnectNow(): Promise<void> {
-    this.reconnectTimer = null;
+    this.backoff.fired();
     if (this.stateValue === 'closed') return;
     try {
       await this.openLink(true);
@@ -434,8 +364,7 @@ export class Client implements Responder, LinkOwner {
       this.scheduleReconnect();
       return;
     }
-    const attempts = this.reconnectAttempts;
-    this.reconnectAttempts = 0;
+    const attempts = this.backoff.succeeded();
     const link = this.link;
     await this.restoreSubscriptions();
     if (this.link === link && this.stateValue === 'open') this.events.emit('reconnect', { attempts });
@@ -443,12 +372,7 @@ export class Client implements Responder, LinkOwner {
 
   private scheduleReconnect(): void {
     this.stateValue = 'reconnecting';
-    const r = this.opts.reconnect;
-    const base = Math.min(r.maxDelay, r.initialDelay * Math.pow(r.factor, this.reconnectAttempts));
-    const delay = Math.max(0, Math.round(base * (1 + r.jitter * (2 * Math.random() - 1))));
-    this.reconnectAttempts++;
-    this.events.emit('reconnecting', { attempt: this.reconnectAttempts, delay });
-    this.reconnectTimer = setTimeout(reconnectTick, delay, this);
+    this.events.emit('reconnecting', this.backoff.schedule());
   }
 
   private async restoreSubscriptions(): Promise<void> {
@@ -467,39 +391,21 @@ export class Client implements Responder, LinkOwner {
   private shutdown(error: SocketdError): void {
     this.stateValue = 'closed';
     this.tokens.cancel();
-    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = null;
-    this.stopHeartbeat();
-    if (this.pressureTimer !== null) clearTimeout(this.pressureTimer);
-    this.pressureTimer = null;
-    this.pressuredValue = false;
-    this.wakeDrainWaiters();
-    if (this.handshake !== null) this._failHandshake(this.handshake, error);
+    this.backoff.cancel();
+    this.heartbeat.stop();
+    this.pressure.reset();
+    this.handshake?.fail(error);
     this.pending.failAll(error);
     this.pending.clear();
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = null;
   }
 
   private checkOpen(): void {
     if (this.stateValue === 'closed') throw new SocketdError('closed', 'The client was closed');
   }
 
-  /** @internal */
-  _heartbeat(): void {
-    const link = this.link;
-    if (link === null || this.stateValue !== 'open') return;
-    // Every frame counts as a sign of life, the Pong to our last Ping included (udp has no other way to tell).
-    const silent = this.clock.now() - link.lastReceived;
-    if (silent > this.opts.heartbeatInterval * 2.5) {
-      link.closeError = new SocketdError('connection_lost', `No frame from the broker for ${Math.round(silent)} ms`);
-      link.connection.destroy('heartbeat timeout');
-      return;
-    }
-    link.writer.raw(PING);
+  /** @internal HeartbeatOwner */
+  _liveLink(): Link | null {
+    return this.stateValue === 'open' ? this.link : null;
   }
 
   // ----- internals: link events --------------------------------------------------------------------------
@@ -508,7 +414,7 @@ export class Client implements Responder, LinkOwner {
   _linkOnFrame(link: Link, frame: Frame): void {
     if (link !== this.link) {
       const hs = this.handshake;
-      if (hs !== null && hs.link === link) this.handshakeFrame(hs, frame);
+      if (hs !== null && hs.link === link) hs.onFrame(frame);
       return;
     }
     switch (frame.flag) {
@@ -537,41 +443,14 @@ export class Client implements Responder, LinkOwner {
         link.writer.raw(PONG);
         return;
       case Flag.Pressure:
-        this.pressuredValue = true;
-        if (this.pressureTimer !== null) clearTimeout(this.pressureTimer);
-        this.pressureTimer = setTimeout(pressureOff, this.opts.pressureHold, this);
-        unrefTimer(this.pressureTimer);
+        this.pressure.onPressure();
         this.events.emit('pressure', frame.data.toString('utf8'));
         return;
-      case Flag.Close: {
-        const code = Number(frame.meta('code') ?? CloseCode.ProtocolClose);
-        const reason = frame.meta('reason') ?? '';
-        const text = frame.data.toString('utf8');
-        link.closeError = new SocketdError('connection_lost', `The broker closed the connection (${code}${reason ? ` ${reason}` : ''})${text ? `: ${text}` : ''}`, {
-          closeCode: code,
-          reason,
-        });
-        link.writer.end('broker sent Close');
+      case Flag.Close:
+        link.onBrokerClose(frame);
         return;
-      }
       default:
         return; // Pong, Connack again: nothing to do
-    }
-  }
-
-  private handshakeFrame(hs: Handshake, frame: Frame): void {
-    if (frame.flag === Flag.Connack) {
-      this.completeHandshake(hs);
-      return;
-    }
-    if (frame.flag === Flag.Close) {
-      const code = Number(frame.meta('code') ?? CloseCode.ProtocolClose);
-      const reason = frame.meta('reason') ?? '';
-      const text = frame.data.toString('utf8');
-      this._failHandshake(hs, new SocketdError('handshake_refused', text || `Connection refused (${code}${reason ? ` ${reason}` : ''})`, {
-        closeCode: code,
-        reason,
-      }));
     }
   }
 
@@ -584,7 +463,7 @@ export class Client implements Responder, LinkOwner {
     }
     const hs = this.handshake;
     if (hs !== null && hs.link === link) {
-      this._failHandshake(hs, e);
+      hs.fail(e);
       return;
     }
     if (link === this.link) {
@@ -597,27 +476,27 @@ export class Client implements Responder, LinkOwner {
   /** @internal */
   _linkOnDrain(link: Link): void {
     if (link !== this.link) return;
-    this.wakeDrainWaiters();
+    this.pressure.wake();
   }
 
   /** @internal */
   _linkOnClose(link: Link, _code: TransportCloseCode, detail: string): void {
     const hs = this.handshake;
     if (hs !== null && hs.link === link) {
-      this._failHandshake(hs, link.closeError === null
+      hs.fail(link.closeError === null
         ? new SocketdError('connect_failed', `The connection closed before the Connack: ${detail}`)
         : new SocketdError('handshake_refused', link.closeError.message));
       return;
     }
     if (link !== this.link) return;
     this.link = null;
-    this.stopHeartbeat();
-    this.wakeDrainWaiters();
+    this.heartbeat.stop();
+    this.pressure.wake();
     const error = link.closeError ?? new SocketdError('connection_lost', `Connection lost: ${detail}`);
     this.pending.failAll(error);
     this.events.emit('disconnect', error);
     if (this.stateValue === 'closed') return;
-    if (this.opts.reconnect.enabled) {
+    if (this.backoff.enabled) {
       this.scheduleReconnect();
     } else {
       this.shutdown(error);
@@ -637,6 +516,11 @@ export class Client implements Responder, LinkOwner {
    * beside its head, larger data written as it is. Throws SocketdError.
    */
   _write(flag: number, event: string, meta: string, data: Buffer): number {
+    return this.writableLink(event, data).writer.frame(flag, event, meta, data);
+  }
+
+  /** The link to write a frame of `event` with `data` on, once the checks every frame passes are passed. */
+  private writableLink(event: string, data: Buffer): Link {
     const link = this.link;
     if (link === null || this.stateValue !== 'open') {
       if (this.stateValue === 'closed') throw new SocketdError('closed', 'The client was closed');
@@ -645,7 +529,7 @@ export class Client implements Responder, LinkOwner {
     if (data.length > this.opts.maxData) {
       throw new SocketdError('too_large', `Data of ${data.length} bytes exceeds maxData (${this.opts.maxData})`, { event });
     }
-    return link.writer.frame(flag, event, meta, data);
+    return link;
   }
 
   /** Sends a fresh token (`$auth`, docs/protocol.md); resolves with the broker's `exp` (epoch s, 0 none). */
@@ -675,20 +559,6 @@ export class Client implements Responder, LinkOwner {
     this.pending.forget(pending);
   }
 
-  /** @internal */
-  _pressureOff(): void {
-    this.pressureTimer = null;
-    this.pressuredValue = false;
-    this.wakeDrainWaiters();
-  }
-
-  private wakeDrainWaiters(): void {
-    if (this.drainWaiters.length === 0 || (this.pressured && this.stateValue !== 'closed')) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
   // ----- internals: answers to incoming frames -----------------------------------------------------------
 
   /** @internal Responder */
@@ -709,15 +579,8 @@ export class Client implements Responder, LinkOwner {
 
   /** Encodes and queues an answer to `message`, with its sid and event bytes as received. Throws SocketdError. */
   private writeAnswer(flag: number, message: IncomingMessage, meta: string, data: Buffer): void {
-    const link = this.link;
-    if (link === null || this.stateValue !== 'open') {
-      if (this.stateValue === 'closed') throw new SocketdError('closed', 'The client was closed');
-      throw new SocketdError('connection_lost', 'Not connected to the broker (reconnecting)');
-    }
     const event = message.event;
-    if (data.length > this.opts.maxData) {
-      throw new SocketdError('too_large', `Data of ${data.length} bytes exceeds maxData (${this.opts.maxData})`, { event });
-    }
+    const link = this.writableLink(event, data);
     const raw = message.frame.raw;
     link.writer.answer(flag, raw, answerHeadEnd(raw), event, meta, data);
   }

@@ -1,7 +1,7 @@
 /**
  * Incoming Message, Request and Subscribe frames to the application's handlers (spec §4.1, §4.2;
- * docs/client.md "Handling requests"): the direct (`@`) handler, the pattern handlers of the
- * SubscriptionTable, the presence handlers, and what happens when a handler throws or nobody handles a
+ * docs/client.md "Request and reply", "Address by name"): the direct (`@`) handler, the pattern handlers of
+ * the SubscriptionTable, the presence handlers, and what happens when a handler throws or nobody handles a
  * Request (an Alarm, so the requester does not wait for its timeout). Separate from client.ts: it never
  * writes a frame itself, it answers through the client's Responder.
  */

@@ -8,14 +8,19 @@
 import type { Frame } from '../protocol/frame.js';
 import { Frame as FrameClass } from '../protocol/frame.js';
 import { FrameError } from '../protocol/errors.js';
-import { FrameDecoder, MessageDecoder } from '../protocol/codec.js';
+import { Flag } from '../protocol/flags.js';
+import { CloseCode } from '../protocol/codes.js';
+import { FrameDecoder, MessageDecoder, encodeFrame } from '../protocol/codec.js';
 import type { FrameLimits } from '../protocol/limits.js';
 import type { Connection, ConnectionHandler, TransportCloseCode } from '../transport/connection.js';
-import type { Dial } from './dialer.js';
-import type { SocketdError } from './errors.js';
+import { SocketdError } from './errors.js';
 import { FrameWriter } from './frame-writer.js';
 import type { SidSource } from './sids.js';
 import type { TickClock } from './tick.js';
+
+// The final close, as the reference's session.close() (fixture f1: code=1001). Code 1000 would only announce
+// a close ("closing starting"), which the broker answers by routing nothing new to the session.
+const CLOSE = encodeFrame({ flag: Flag.Close, meta: `code=${CloseCode.ProtocolClose}` });
 
 /** What a Link reports to its client: every event names the Link it comes from. */
 export interface LinkOwner {
@@ -61,6 +66,38 @@ export class Link implements ConnectionHandler {
     }
   }
 
+  /** The client closes: the final Close, then the connection ends once its queued frames are written. */
+  sendClose(): void {
+    if (this.isClosed) return;
+    this.writer.raw(CLOSE);
+    if (this.connection.transport === 'udp') {
+      // udp sends at once but closing the socket in the same tick could cancel the datagram.
+      setImmediate(endLink, this);
+    } else {
+      this.writer.end('client closed');
+    }
+  }
+
+  /** Resolves once the connection is closed (at once when it is). One waiter at a time: close() is idempotent. */
+  whenClosed(): Promise<void> {
+    if (this.isClosed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.onClosed = resolve;
+    });
+  }
+
+  /** The broker sent Close on this open link: why it ends (the close event reports it), then it ends. */
+  onBrokerClose(frame: Frame): void {
+    const code = Number(frame.meta('code') ?? CloseCode.ProtocolClose);
+    const reason = frame.meta('reason') ?? '';
+    const text = frame.data.toString('utf8');
+    this.closeError = new SocketdError('connection_lost', `The broker closed the connection (${code}${reason ? ` ${reason}` : ''})${text ? `: ${text}` : ''}`, {
+      closeCode: code,
+      reason,
+    });
+    this.writer.end('broker sent Close');
+  }
+
   connectionOnData(data: Buffer): void {
     if (this.decoder !== null) {
       this.decoder.push(data, this);
@@ -101,17 +138,7 @@ export class Link implements ConnectionHandler {
   }
 }
 
-/** A handshake in progress: the Connect's sid, the connect() promise's settlers, its timer, dial and Link. */
-export interface Handshake {
-  sid: string;
-  resolve(): void;
-  reject(error: SocketdError): void;
-  timer: NodeJS.Timeout | null;
-  dial: Dial | null;
-  link: Link | null;
-}
-
-/** Ends the link's connection once its queued frames are written (the client closed). */
-export function endLink(link: Link): void {
+/** Ends the link once its queued frames (the final Close among them) are written. */
+function endLink(link: Link): void {
   link.writer.end('client closed');
 }

@@ -1,6 +1,6 @@
 /**
- * The client's local subscriptions (spec §4.2, docs/client.md "Subscriptions"): the handlers registered with
- * on(), indexed for dispatch (exact patterns by event, wildcard patterns in a list) and by broker
+ * The client's local subscriptions (spec §4.2, docs/client.md "Subscribe and send"): the handlers registered
+ * with on(), indexed for dispatch (exact patterns by event, wildcard patterns in a list) and by broker
  * subscription (`pattern \0 group`: several local handlers may share one `$sub`), and the `$sub` meta that
  * (re)creates one at the broker. Separate from client.ts: it is the state the client re-subscribes from after
  * a reconnect, and the index incoming frames are matched against.
