@@ -1,10 +1,12 @@
 /**
  * The client SDK (docs/client.md): one connection to the broker over tcp, tcps, udp, ws or wss, with
  * fire-and-forget messages, requests, reply streams, subscriptions, heartbeat and automatic reconnect.
- * This file holds the public Client: its state, the connection's life (handshake, heartbeat, reconnect,
- * close) and the frames it writes. The parts live beside it: options.ts (options and their defaults),
- * link.ts (one transport connection), pending.ts (requests and reply streams in flight), subscriptions.ts
- * (local handlers and their broker subscriptions), dispatch.ts (incoming frames to the handlers).
+ * This file holds the public Client: its state, its public methods, the connection's life (which link is
+ * current, what a lost one leads to, close) and the frames it writes. The parts live beside it, each behind a
+ * small owner interface the Client implements: options.ts (options and their defaults), handshake.ts (one
+ * connect attempt), link.ts (one transport connection), heartbeat.ts, reconnect.ts (the backoff),
+ * pressure.ts (Pressure and waitForDrain), pending.ts (requests and reply streams in flight),
+ * subscriptions.ts (local handlers and their broker subscriptions), dispatch.ts (incoming frames to them).
  *
  * Hot path: frames are encoded by the link's FrameWriter straight into a slab (small data copied beside its
  * head, large data written as it is) and, over tcp, handed to the transport once per tick. Inbound frames
@@ -45,9 +47,9 @@ import {
 import { PendingTable, ReplyStream, alarmError, type Pending } from './pending.js';
 import { LocalSubscription, SubscriptionTable, subMeta, subscriptionKey } from './subscriptions.js';
 import { Dispatcher } from './dispatch.js';
-import { Heartbeat } from './heartbeat.js';
-import { PressureGate } from './pressure.js';
-import { Backoff } from './reconnect.js';
+import { Heartbeat, type HeartbeatOwner } from './heartbeat.js';
+import { PressureGate, type PressureOwner } from './pressure.js';
+import { Backoff, type ReconnectOwner } from './reconnect.js';
 import { Link, type LinkOwner } from './link.js';
 import { Handshake, type HandshakeOwner } from './handshake.js';
 
@@ -58,7 +60,7 @@ const EMPTY = Buffer.alloc(0);
 
 // ----- the client ----------------------------------------------------------------------------------------
 
-export class Client implements Responder, LinkOwner, HandshakeOwner {
+export class Client implements Responder, LinkOwner, HandshakeOwner, HeartbeatOwner, ReconnectOwner, PressureOwner {
   /** Life events: disconnect, reconnecting, reconnect, error, alarm, pressure, close. */
   readonly events = new ClientEvents();
   /** The parsed url (transport, host, port) and the Connect url (without `sd:`). */

@@ -10,7 +10,8 @@ import { Flag } from '../../src/protocol/flags.js';
 import type { Frame } from '../../src/protocol/frame.js';
 import { FrameDecoder, encodeFrame } from '../../src/protocol/codec.js';
 import { DEFAULT_FRAME_LIMITS } from '../../src/protocol/limits.js';
-import type { Connection } from '../../src/transport/connection.js';
+import type { Connection, ConnectionHandler } from '../../src/transport/connection.js';
+import { connectWith } from '../../src/client/client.js';
 import type { Dial, DialOptions, Dialer } from '../../src/client/dialer.js';
 import { SocketdError } from '../../src/client/errors.js';
 import { Backoff, type ReconnectOwner } from '../../src/client/reconnect.js';
@@ -303,5 +304,64 @@ describe('client: Handshake', () => {
     const { result } = attempt(owner, dialer);
     dials[0]!.reject(new SocketdError('connect_failed', 'refused'));
     assert.equal(await result, 'connect_failed');
+  });
+});
+
+/** A stream connection the test drives by hand: the client's writes are kept, the broker's bytes pushed in. */
+class ScriptedConnection {
+  readonly transport = 'tcp';
+  readonly framing = 'stream';
+  readonly remoteAddress = '127.0.0.1';
+  readonly remotePort = 9;
+  readonly maxOutboundFrame = Infinity;
+  readonly bufferedBytes = 0;
+  closed = false;
+  handler: ConnectionHandler | null = null;
+  written: Buffer[] = [];
+  start(handler: ConnectionHandler): void {
+    this.handler = handler;
+  }
+  write(head: Buffer, body?: Buffer): boolean {
+    this.written.push(body === undefined ? head : Buffer.concat([head, body]));
+    return true;
+  }
+  end(reason: string): void {
+    this.close(reason);
+  }
+  destroy(reason: string): void {
+    this.close(reason);
+  }
+  close(detail: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler?.connectionOnClose('peer_closed', detail);
+  }
+}
+
+const refTimeouts = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+describe('client: life over a scripted connection', () => {
+  test('close() from a `reconnecting` listener leaves no reconnect timer behind', async () => {
+    const conn = new ScriptedConnection();
+    const dialer: Dialer = () => ({ promise: Promise.resolve(conn as unknown as Connection), cancel: () => undefined });
+    const started = connectWith(dialer, 'sd:tcp://127.0.0.1:9', { reconnect: { initialDelay: 60_000, jitter: 0 }, heartbeatInterval: 0 });
+    for (let i = 0; i < 10 && conn.written.length === 0; i++) await sleep(0);
+    assert.equal(decodeOne(conn.written[0]!).flag, Flag.Connect);
+    conn.handler!.connectionOnData(encodeFrame({ flag: Flag.Connack, sid: decodeOne(conn.written[0]!).sid }));
+    const client = await started;
+    assert.equal(client.state, 'open');
+    const before = refTimeouts();
+    const attempts: number[] = [];
+    client.events.on('reconnecting', ({ attempt }) => {
+      attempts.push(attempt);
+      void client.close();
+    });
+    const closed = client.events.next('close');
+    conn.close('the broker went away');
+    await closed;
+    assert.deepEqual(attempts, [1]);
+    assert.equal(client.state, 'closed');
+    // The attempt's 60 s timer would keep the process alive after close().
+    assert.equal(refTimeouts(), before);
   });
 });
