@@ -2,7 +2,9 @@
  * The client SDK's public API shared by both entry points: index.ts (Node: tcp, tcps, udp, ws, wss) and
  * browser.ts (ws, wss); each adds its own connect().
  */
-export { Client, ReplyStream, HANDLER_FAILED_ALARM, connectWith } from './client.js';
+export { Client, connectWith } from './client.js';
+export { ReplyStream } from './pending.js';
+export { HANDLER_FAILED_ALARM } from './dispatch.js';
 export type {
   ClientOptions,
   ClientState,
@@ -14,7 +16,7 @@ export type {
   Subscription,
   MessageHandler,
   PresenceHandler,
-} from './client.js';
+} from './options.js';
 export { SocketdError, type SocketdErrorCode } from './errors.js';
 export { tokenExpiry, type TokenContext, type TokenProvider } from './token.js';
 export { ClientEvents, type ClientEventMap, type ClientEventName } from './events.js';

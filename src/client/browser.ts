@@ -8,7 +8,8 @@
  *   import { connect } from '/examples/chat/socketd-client.js';
  *   const client = await connect('ws://localhost:8604/', { name: 'alice' });
  */
-import { connectWith, type Client, type ClientOptions } from './client.js';
+import { connectWith, type Client } from './client.js';
+import type { ClientOptions } from './options.js';
 import { SocketdError } from './errors.js';
 import { browserDialer } from './browser-ws.js';
 import { parseClientUrl } from './url.js';

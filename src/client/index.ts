@@ -4,7 +4,8 @@
  *   import { connect, json } from 'socketd-broker/client';
  *   const client = await connect('sd:tcp://127.0.0.1:8602', { name: 'orders' });
  */
-import { connectWith, type Client, type ClientOptions } from './client.js';
+import { connectWith, type Client } from './client.js';
+import type { ClientOptions } from './options.js';
 import { dial } from './dial.js';
 import { setDeferral } from './tick.js';
 

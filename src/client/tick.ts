@@ -1,6 +1,6 @@
 /**
  * Per-tick helpers of the client's hot paths: a clock read once per tick, and a callback deferred to the end
- * of the current tick (where the client hands its batched frames to the transport).
+ * of the current tick (where the client hands its batched frames to the transport); and unref for timers.
  */
 
 /** Runs `fn(arg)` later, once the current task's synchronous code is done. */
@@ -51,4 +51,9 @@ export class TickClock {
 
 function clockTickOver(clock: TickClock): void {
   clock._tickOver();
+}
+
+/** Node timers can be unref'd (they must not keep a process alive); browser timers are plain numbers. */
+export function unrefTimer(timer: NodeJS.Timeout | null): void {
+  if (timer !== null && typeof timer === 'object' && typeof timer.unref === 'function') timer.unref();
 }
