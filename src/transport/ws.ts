@@ -16,7 +16,8 @@ import { DEFAULT_HIGH_WATER_MARK } from './tcp.js';
 import { flushAtTickEnd, type TickFlushable } from './tick-flush.js';
 import { releasePending, takePending, type PendingSlots } from './pending-pool.js';
 import { receiverAtBoundary, type ReceiverInternals, type WsInternals } from './ws-internals.js';
-import { BINARY_FIN, copyRange, maskCopyRange, unmaskInPlace, unmaskPartInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
+import { BINARY_FIN, unmaskInPlace, unmaskPartInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
+import { LARGE_BODY, writeFramed } from './ws-outbound.js';
 
 // The framing helpers live in ws-framing.ts; re-exported for the adapter's users and tests.
 export { maskCopy, unmaskInPlace, writeWsHeader, wsHeaderLength } from './ws-framing.js';
@@ -32,15 +33,11 @@ const MAX_CLOSE_REASON_BYTES = 123;
 /** ws 1006: the connection dropped without a close frame. */
 const WS_ABNORMAL_CLOSURE = 1006;
 
-/** Pending frames are copied into buffers of up to this many bytes, each written with one call (see flush). */
-const COALESCE_LIMIT = 64 * 1024;
 /**
  * Inbound binary messages at least this large that span reads are delivered as their parts (connectionOnParts),
  * as the stream decoder keeps frames of 64 KiB and more (src/protocol/codec.ts, PARTS_MIN_BYTES).
  */
 const PARTS_MIN_BYTES = 64 * 1024;
-/** Unmasked (server) bodies at least this large are written as they are, without a copy. */
-const LARGE_BODY = 16 * 1024;
 
 /**
  * The connection a WebSocket or its socket belongs to: the listeners are shared by every connection and find
@@ -325,7 +322,7 @@ export class WsConnection implements Connection, TickFlushable {
     const pending = this.pending;
     if (pending === null) return;
     const count = this.pendingSlots;
-    let remaining = this.pendingCopyBytes;
+    const remaining = this.pendingCopyBytes;
     this.pending = null;
     this.pendingSlots = 0;
     this.pendingBytes = 0;
@@ -335,62 +332,8 @@ export class WsConnection implements Connection, TickFlushable {
       releasePending(pending, count);
       return;
     }
-    const masked = this.masked;
     const done = this.needDrain ? (this.writeDone ??= () => this.checkDrain()) : undefined;
-    let out: Buffer | null = null;
-    let outStart = 0;
-    let offset = 0;
-    let corked = false;
-    for (let i = 0; i < count; i += 6) {
-      const head = pending[i] as Buffer;
-      const headStart = pending[i + 1] as number;
-      const headEnd = pending[i + 2] as number;
-      const body = pending[i + 3] as Buffer | null;
-      const bodyStart = pending[i + 4] as number;
-      const bodyEnd = pending[i + 5] as number;
-      const headLength = headEnd - headStart;
-      const bodyLength = body === null ? 0 : bodyEnd - bodyStart;
-      const length = headLength + bodyLength;
-      const headerLength = wsHeaderLength(length, masked);
-      const bodyApart = !masked && bodyLength >= LARGE_BODY;
-      const copied = headerLength + headLength + (bodyApart ? 0 : bodyLength);
-      if (out === null || offset + copied > out.length) {
-        if (out !== null && offset > outStart) {
-          if (!corked) corked = this.corkOnce();
-          this.socket.write(out.subarray(outStart, offset), done);
-        }
-        out = Buffer.allocUnsafe(Math.max(copied, Math.min(remaining, COALESCE_LIMIT)));
-        outStart = 0;
-        offset = 0;
-      }
-      remaining -= copied;
-      const keyAt = offset + headerLength - 4;
-      offset = writeWsHeader(out, offset, length, masked);
-      if (masked) {
-        maskCopyRange(head, headStart, headEnd, out, offset, keyAt, 0);
-        offset += headLength;
-        if (body !== null) {
-          maskCopyRange(body, bodyStart, bodyEnd, out, offset, keyAt, headLength);
-          offset += bodyLength;
-        }
-      } else {
-        copyRange(head, headStart, headEnd, out, offset);
-        offset += headLength;
-        if (bodyApart) {
-          // The header and head so far go first, then the body uncopied; the buffer's rest stays in use.
-          if (!corked) corked = this.corkOnce();
-          this.socket.write(out.subarray(outStart, offset), done);
-          this.socket.write(bodyStart === 0 && bodyEnd === body!.length ? body! : body!.subarray(bodyStart, bodyEnd), done);
-          outStart = offset;
-        } else if (body !== null) {
-          copyRange(body, bodyStart, bodyEnd, out, offset);
-          offset += bodyLength;
-        }
-      }
-    }
-    // Most ticks fill one buffer exactly (a Pong, one forwarded frame): written as it is, without a view.
-    if (out !== null && offset > outStart) this.socket.write(outStart === 0 && offset === out.length ? out : out.subarray(outStart, offset), done);
-    if (corked) this.socket.uncork();
+    writeFramed(this.socket, pending, count, remaining, this.masked, done);
     releasePending(pending, count);
   }
 
@@ -400,11 +343,6 @@ export class WsConnection implements Connection, TickFlushable {
     this.pendingSlots = 0;
     this.pendingBytes = 0;
     this.pendingCopyBytes = 0;
-  }
-
-  private corkOnce(): true {
-    this.socket.cork();
-    return true;
   }
 
   private checkDrain(): void {
