@@ -8,10 +8,14 @@
 export type PendingSlots = (Buffer | number | null)[];
 
 const POOL: PendingSlots[] = [];
-/** Arrays kept at most: more than the connections that flush in one tick is rarely useful. */
-const POOL_MAX = 64;
-/** A longer array (a burst of thousands of frames in one tick) is left to the GC. */
-const MAX_POOLED_SLOTS = 3 * 1024;
+/**
+ * Arrays kept at most: as many as the connections a fan-out flushes in one tick, so that it allocates none
+ * (before the pool, each connection kept two arrays of its own). With MAX_POOLED_SLOTS this bounds what the
+ * pool holds to about 3 MB, held only after such a burst.
+ */
+const POOL_MAX = 1024;
+/** A longer array (more than 256 frames for one connection in one tick, amortized over them) is left to the GC. */
+const MAX_POOLED_SLOTS = 3 * 256;
 const EMPTY = Buffer.alloc(0);
 
 /**
