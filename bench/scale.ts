@@ -25,13 +25,12 @@
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readFileSync } from 'node:fs';
 import { CLK_TCK, procCpuMs, procMem, sleep } from './lib/common.js';
-import { freePort, ROOT } from './systems/servers.js';
+import { canConnect, freePort, ROOT } from './systems/servers.js';
 import type { WorkerConfig } from './scale/worker.js';
 
 function arg(name: string, fallback: number): number {
@@ -103,14 +102,6 @@ function procTimes(pid: number): { user: number; system: number } {
   return { user: (Number(fields[11]) * 1000) / CLK_TCK, system: (Number(fields[12]) * 1000) / CLK_TCK };
 }
 
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'socketd-scale-'));
   const tcpPort = await freePort();
@@ -141,7 +132,7 @@ shutdown: { drainMs: 0 }
   };
   process.on('exit', stopAll);
   try {
-    for (let i = 0; i < 100 && !(await probe(tcpPort)); i++) await sleep(100);
+    for (let i = 0; i < 100 && !(await canConnect(tcpPort)); i++) await sleep(100);
     await sleep(1000);
     const pid = broker.pid!;
     const rssBefore = procMem(pid).rss;

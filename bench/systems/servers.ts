@@ -129,7 +129,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-function probe(port: number): Promise<boolean> {
+/** True when something accepts tcp connections on 127.0.0.1:`port` (a server is up). */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     socket.once('connect', () => {
@@ -207,7 +208,7 @@ export async function startServer(system: SystemName): Promise<ServerHandle> {
     },
   };
   const deadline = Date.now() + 15_000;
-  while (!(await probe(port))) {
+  while (!(await canConnect(port))) {
     if (gone || Date.now() > deadline) {
       await handle.stop();
       throw new Error(`${system} did not start listening on ${port}: ${out.trim().split('\n').slice(-3).join(' | ')}`);

@@ -9,7 +9,7 @@ import type { PendingSlots } from './pending-pool.js';
 import { copyRange, maskCopyRange, writeWsHeader, wsHeaderLength } from './ws-framing.js';
 
 /** Pending frames are copied into buffers of up to this many bytes, each written with one call. */
-export const COALESCE_LIMIT = 64 * 1024;
+const COALESCE_LIMIT = 64 * 1024;
 /** Unmasked (server) bodies at least this large are written as they are, without a copy. */
 export const LARGE_BODY = 16 * 1024;
 
